@@ -1,0 +1,45 @@
+# Tonehub: `make run` serves on the embedded defaults, `make test` runs every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test check model evaluate clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test: requirements.txt requirements-test.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $@ $(VENV)/.runtime
+
+$(VENV)/.train: requirements.txt requirements-train.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-train.txt
+	touch $@
+
+## run: migrations, embedded Redis, one RQ worker, gunicorn on 127.0.0.1:$${TONEHUB_PORT:-8000}
+run: $(VENV)/.runtime
+	$(PY) scripts/run_dev.py
+
+## test: the whole pytest suite, then ruff, import-linter and mypy
+test: $(VENV)/.test
+	$(PY) -m pytest
+	VENV_BIN=$(VENV)/bin scripts/check
+
+check: $(VENV)/.test
+	VENV_BIN=$(VENV)/bin scripts/check
+
+## model: train (resumable), export to int8 ONNX and evaluate into models/
+model: $(VENV)/.train
+	$(PY) -m core.scoring.training all
+
+## evaluate: re-measure the exported model (needs the fp32 graph from `make model`)
+evaluate: $(VENV)/.train
+	$(PY) -m core.scoring.training evaluate
+
+clean:
+	rm -rf var/redis var/tonehub.db* var/dev_api_key.json

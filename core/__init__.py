@@ -1,0 +1,52 @@
+"""Tonehub core: the scoring engine and the domain every surface shares.
+
+core imports no web framework, no job queue and no third-party SaaS SDK; the
+layers above it (connectors, workers, webapp) depend on it, never the reverse.
+"""
+
+from core.accounts import (
+    IssuedKey,
+    authenticate,
+    create_api_key,
+    create_workspace,
+    get_workspace,
+    list_api_keys,
+    revoke_api_key,
+)
+from core.config import Settings
+from core.errors import (
+    BatchTooLarge,
+    InvalidJson,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+    TextEmpty,
+    TextTooLong,
+    TonehubError,
+    Unauthorized,
+)
+from core.scoring.engine import Scorer, SentimentResult
+from core.scoring.labels import Sentiment
+
+__all__ = [
+    "BatchTooLarge",
+    "InvalidJson",
+    "InvalidRequest",
+    "IssuedKey",
+    "NotFound",
+    "Scorer",
+    "Sentiment",
+    "SentimentResult",
+    "ServiceUnavailable",
+    "Settings",
+    "TextEmpty",
+    "TextTooLong",
+    "TonehubError",
+    "Unauthorized",
+    "authenticate",
+    "create_api_key",
+    "create_workspace",
+    "get_workspace",
+    "list_api_keys",
+    "revoke_api_key",
+]

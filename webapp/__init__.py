@@ -1,0 +1,70 @@
+"""The Tonehub web application: public API, health checks, CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from apiflask import APIFlask
+
+from core.config import Settings
+from webapp.schemas import ErrorOut
+
+API_TITLE = "Tonehub Sentiment API"
+API_VERSION = "1.0.0"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
+    """Build the Flask application.
+
+    Configuration layers, last wins: the defaults below, ``TONEHUB_*``
+    environment variables, then ``config`` (tests pass theirs here).
+
+    Args:
+        config: Extra configuration; ``SCORER`` may hold a loaded ``Scorer``.
+
+    Returns:
+        The application.
+    """
+    app = APIFlask(
+        __name__,
+        title=API_TITLE,
+        version=API_VERSION,
+        spec_path="/v1/openapi.json",
+        docs_path=None,  # the bundled docs UI loads from a CDN; the spec is enough
+        json_errors=False,  # webapp.errors renders every error itself
+    )
+    app.config.from_mapping(
+        OPENAPI_VERSION="3.1.0",
+        SYNC_LOCAL_SPEC=False,
+        HTTP_ERROR_SCHEMA=ErrorOut,
+        VALIDATION_ERROR_SCHEMA=ErrorOut,
+        VALIDATION_ERROR_STATUS_CODE=400,
+        VALIDATION_ERROR_DESCRIPTION="Invalid request (code invalid_request)",
+        JSON_SORT_KEYS=False,
+        INFO={
+            "description": "Sentiment analysis for support and community teams. "
+            "Authenticate with 'Authorization: Bearer <key>' or 'X-API-Key'. "
+            'Errors are JSON {"error": {"code", "message"}} with stable codes.'
+        },
+        SECURITY_SCHEMES={
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        },
+    )
+    app.config.from_prefixed_env("TONEHUB")
+    if config:
+        app.config.from_mapping(config)
+    settings = Settings.from_mapping(app.config)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+
+    from webapp import cli, errors, extensions
+    from webapp.api import bp as api_bp
+    from webapp.health import bp as health_bp
+
+    extensions.init_app(app, settings)
+    errors.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
+    return app

@@ -1,0 +1,1 @@
+"""Background jobs on RQ: connector work, async scoring, flushes."""

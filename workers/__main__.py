@@ -1,0 +1,31 @@
+"""Worker entry point: ``python -m workers``.
+
+Loads the model once, then forks a work horse per job (RQ's default), so no job
+pays for loading it. Never builds a Flask app.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq import Worker
+
+from core.config import Settings
+from workers import runtime
+from workers.queues import QUEUES
+
+
+def main() -> None:
+    """Configure logging, preload the model and work the queues."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    settings = Settings.from_env()
+    connection = Redis.from_url(settings.redis_url)
+    runtime.configure(settings)
+    Worker(list(QUEUES), connection=connection).work()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""RQ job functions: importable, re-runnable, exceptions let out."""
