@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check model evaluate clean
+.PHONY: run test check model evaluate eval bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,13 @@ check: $(VENV)/.test
 model: $(VENV)/.train
 	$(PY) -m core.scoring.training all
 
-## evaluate: re-measure the exported model (needs the fp32 graph from `make model`)
-evaluate: $(VENV)/.train
+## eval: re-measure the exported model (needs the fp32 graph from `make model`)
+eval evaluate: $(VENV)/.train
 	$(PY) -m core.scoring.training evaluate
+
+## bench: texts/s and latency of our engine vs PyTorch eager, pipeline, ORT fp32, VADER
+bench: $(VENV)/.train
+	$(PY) -m core.scoring.training.bench
 
 clean:
 	rm -rf var/redis var/tonehub.db* var/dev_api_key.json

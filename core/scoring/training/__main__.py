@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shutil
+import sys
 from pathlib import Path
+
+from core.scoring.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
 """The shared datasets, read in place (never copied into the repo)."""
+
+
+SHIPPED_FILES = (
+    "model.onnx",
+    "tokenizer.json",
+    "model.json",
+    "metrics.json",
+    "MODEL_CARD.md",
+)
+"""What goes into ``models/<name>-<version>/``."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,29 +38,58 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="tonehub-sentiment")
     parser.add_argument("--version", default="1.0.0")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--init-from", default=None, help="continue from this model")
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=Path(os.environ.get("TONEHUB_DATA_DIR", DEFAULT_DATA_DIR)),
     )
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="rows per split")
     args = parser.parse_args(argv)
 
-    from core.scoring.training.train import TrainConfig, train
+    from core.scoring.training.train import train
 
     work = args.work_dir or REPO / "var" / "training" / f"{args.name}-{args.version}"
     out = REPO / "models" / f"{args.name}-{args.version}"
-    cfg = TrainConfig(profile=args.profile, epochs=args.epochs)
+    cfg = TrainConfig(
+        profile=args.profile,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        init_from=args.init_from,
+    )
     if args.stage in ("train", "all"):
         train(args.data_dir, work, cfg)
+    saved = work / "train_config.json"
+    if saved.exists():  # export/evaluate describe the run as it was trained
+        cfg = TrainConfig(**json.loads(saved.read_text()))
+    from core.scoring.training.evaluate import evaluate
+
     if args.stage in ("export", "all"):
         from core.scoring.training.export import export
 
-        export(work / "final", out, name=args.name, version=args.version, work_dir=work)
-    if args.stage in ("evaluate", "all"):
-        from core.scoring.training.evaluate import evaluate
-
-        evaluate(out, args.data_dir, work_dir=work, train_config=cfg)
+        # Export and measure in a staging directory; models/ changes only when the
+        # int8 model passes the quantization gate.
+        staging = work / "export"
+        export(
+            work / "final", staging, name=args.name, version=args.version, work_dir=work
+        )
+        report = evaluate(
+            staging, args.data_dir, work_dir=work, train_config=cfg, limit=args.limit
+        )
+        if not report["gate"]["passed"]:
+            sys.exit(f"int8 gate failed; {out} left unchanged (see {staging})")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in SHIPPED_FILES:
+            shutil.copy(staging / name, out / name)
+        print(f"Model written to {out}")
+    elif args.stage == "evaluate":
+        report = evaluate(
+            out, args.data_dir, work_dir=work, train_config=cfg, limit=args.limit
+        )
+        if not report["gate"]["passed"]:
+            sys.exit("int8 gate failed")
 
 
 if __name__ == "__main__":

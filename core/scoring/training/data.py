@@ -123,22 +123,35 @@ def load_split(data_dir: Path, name: str, split: str) -> list[tuple[str, int]]:
 
 
 PROFILES: dict[str, dict[str, int | None]] = {
-    # dataset -> number of train rows to sample (None: all of them)
+    # "dataset/split" -> rows to sample (None: all of them)
     "full": {
-        "sst2": 16000,
-        "sst5": None,
-        "airline": None,
-        "tweet_sentiment_extraction": None,
+        "sst2/train": 16000,
+        "sst5/train": None,
+        "airline/train": None,
+        "tweet_sentiment_extraction/train": None,
+    },
+    "full-all-sst2": {
+        "sst2/train": None,
+        "sst5/train": None,
+        "airline/train": None,
+        "tweet_sentiment_extraction/train": None,
+    },
+    "commercial": {
+        # Only DynaSent grants commercial use (CC BY 4.0), and only its dev splits
+        # are available here: this profile trains on them and is measured on the
+        # DynaSent test splits and the other sets.
+        "dynasent_r1/dev": None,
+        "dynasent_r2/dev": None,
     },
     "quick": {
-        "sst2": 3000,
-        "sst5": 2000,
-        "airline": 3000,
-        "tweet_sentiment_extraction": 4000,
+        "sst2/train": 3000,
+        "sst5/train": 2000,
+        "airline/train": 3000,
+        "tweet_sentiment_extraction/train": 4000,
     },
 }
-"""Training mixes. SST-2 train is 67k mostly short phrases; a sample of its
-longer phrases keeps the two poles strong without drowning out neutral."""
+"""Training mixes. SST-2 train is 67k mostly short phrases; ``full`` samples its
+longer phrases so the two poles do not drown out neutral."""
 
 
 def build_mix(data_dir: Path, profile: str, *, seed: int) -> list[tuple[str, int]]:
@@ -154,8 +167,9 @@ def build_mix(data_dir: Path, profile: str, *, seed: int) -> list[tuple[str, int
     """
     rng = random.Random(seed)
     mix: list[tuple[str, int]] = []
-    for name, count in PROFILES[profile].items():
-        rows = load_split(data_dir, name, "train")
+    for key, count in PROFILES[profile].items():
+        name, split = key.split("/")
+        rows = load_split(data_dir, name, split)
         if name == "sst2":
             # Prefer phrases of three words or more: fragments like "exit" teach
             # little and are over-represented in the treebank phrases.

@@ -12,13 +12,14 @@ import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from core.scoring.engine import Scorer
+from core.scoring.training.baselines import BASELINES, to_labels
+from core.scoring.training.config import TrainConfig
 from core.scoring.training.data import DATASETS, LABELS, PROFILES, load_split
-from core.scoring.training.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ EVAL_SETS: list[tuple[str, str]] = [
     ("sst5", "dev"),
     ("dynasent_r1", "dev"),
     ("dynasent_r2", "dev"),
+    ("dynasent_r1", "test"),
+    ("dynasent_r2", "test"),
 ]
-"""Held-out splits measured. None of them is in the training mix."""
+"""Splits measured; any that a profile trains on is left out of its report."""
 
 CALIBRATION_SETS = [("tweeteval_sentiment", "dev"), ("airline", "dev"), ("sst5", "dev")]
 """Ternary dev splits the softmax temperature is fitted on."""
@@ -43,31 +46,49 @@ def _metrics(probs: np.ndarray, gold: np.ndarray, binary: bool) -> dict[str, obj
         pred = np.where(probs[:, 2] > probs[:, 0], 2, 0)
     else:
         pred = probs.argmax(axis=1)
+    return label_metrics(pred, gold, binary) | {
+        "ece": round(100 * expected_calibration_error(probs, gold), 2)
+    }
+
+
+def label_metrics(
+    pred: np.ndarray, gold: np.ndarray, binary: bool
+) -> dict[str, object]:
+    """Accuracy, macro recall/F1, per-class P/R and the confusion matrix."""
+    classes = [k for k, name in enumerate(LABELS) if not (binary and name == "neutral")]
     per_class: dict[str, dict[str, float]] = {}
-    recalls = []
-    for k, name in enumerate(LABELS):
-        if binary and name == "neutral":
-            continue
+    recalls, f1s = [], []
+    for k in classes:
         tp = int(((pred == k) & (gold == k)).sum())
         support = int((gold == k).sum())
         predicted = int((pred == k).sum())
         recall = tp / support if support else 0.0
+        precision = tp / predicted if predicted else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
         recalls.append(recall)
-        per_class[name] = {
-            "precision": round(100 * tp / predicted, 2) if predicted else 0.0,
+        f1s.append(f1)
+        per_class[LABELS[k]] = {
+            "precision": round(100 * precision, 2),
             "recall": round(100 * recall, 2),
+            "f1": round(100 * f1, 2),
             "support": support,
         }
+    confusion = [
+        [int(((gold == g) & (pred == p)).sum()) for p in range(3)] for g in range(3)
+    ]
     return {
         "accuracy": round(100 * float((pred == gold).mean()), 2),
         "macro_recall": round(100 * float(np.mean(recalls)), 2),
-        "ece": round(100 * _ece(probs, gold), 2),
+        "macro_f1": round(100 * float(np.mean(f1s)), 2),
         "per_class": per_class,
+        "confusion": {"rows_gold_cols_pred": list(LABELS), "matrix": confusion},
         "n": len(gold),
     }
 
 
-def _ece(probs: np.ndarray, gold: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, gold: np.ndarray, bins: int = 15
+) -> float:
     """Expected calibration error of the top label, equal-width bins."""
     conf = probs.max(axis=1)
     correct = probs.argmax(axis=1) == gold
@@ -80,13 +101,16 @@ def _ece(probs: np.ndarray, gold: np.ndarray, bins: int = 15) -> float:
     return float(total)
 
 
-def _fit_temperature(logp: np.ndarray, gold: np.ndarray) -> float:
+def fit_temperature(logp: np.ndarray, gold: np.ndarray) -> float:
+    """The softmax temperature minimising the NLL of ``gold`` (grid, step 0.01)."""
+
     def nll(t: float) -> float:
         z = logp / t
         z = z - z.max(axis=1, keepdims=True)
         return float(-(z[np.arange(len(gold)), gold] - np.log(np.exp(z).sum(1))).mean())
 
-    return float(minimize_scalar(nll, bounds=(0.3, 5.0), method="bounded").x)
+    grid = np.arange(0.3, 5.0, 0.01)
+    return float(grid[int(np.argmin([nll(t) for t in grid]))])
 
 
 def _with_temperature(probs: np.ndarray, t: float) -> np.ndarray:
@@ -96,8 +120,13 @@ def _with_temperature(probs: np.ndarray, t: float) -> np.ndarray:
 
 
 def evaluate(
-    model_dir: Path, data_dir: Path, *, work_dir: Path, train_config: TrainConfig
-) -> dict[str, object]:
+    model_dir: Path,
+    data_dir: Path,
+    *,
+    work_dir: Path,
+    train_config: TrainConfig,
+    limit: int | None = None,
+) -> dict[str, Any]:
     """Measure int8 and fp32, calibrate, write metrics and the model card.
 
     Args:
@@ -105,6 +134,7 @@ def evaluate(
         data_dir: The shared data directory.
         work_dir: The training work directory (fp32 graph).
         train_config: The settings the model was trained with.
+        limit: Only the first ``limit`` rows of each split (smoke runs).
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -115,12 +145,16 @@ def evaluate(
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     int8 = Scorer(model_dir, threads=2)
     fp32 = Scorer(
-        model_dir, threads=2, onnx_file=str(work_dir / "model.fp32.fused.onnx")
+        model_dir,
+        threads=2,
+        onnx_file=str((work_dir / "model.fp32.fused.onnx").resolve()),
     )
     raw: dict[str, dict[str, np.ndarray]] = {}
     timings: dict[str, float] = {}
-    for name, split in EVAL_SETS:
-        rows = load_split(data_dir, name, split)
+    trained_on = set(PROFILES[train_config.profile])
+    eval_sets = [(n, s) for n, s in EVAL_SETS if f"{n}/{s}" not in trained_on]
+    for name, split in eval_sets:
+        rows = load_split(data_dir, name, split)[:limit]
         texts = [t for t, _ in rows]
         key = f"{name}/{split}"
         raw[key] = {"gold": np.array([y for _, y in rows])}
@@ -130,8 +164,18 @@ def evaluate(
             timings[f"{key}/{label}"] = time.perf_counter() - started
             logger.info("%s %s done in %.1fs", key, label, timings[f"{key}/{label}"])
 
+    baseline_results: dict[str, dict[str, object]] = {}
+    for name, split in eval_sets:
+        key = f"{name}/{split}"
+        binary = not DATASETS[name].ternary
+        texts = [t for t, _ in load_split(data_dir, name, split)[:limit]]
+        baseline_results[key] = {}
+        for base, (score_fn, band) in BASELINES.items():
+            pred = to_labels(score_fn(texts), band, binary=binary)
+            baseline_results[key][base] = label_metrics(pred, raw[key]["gold"], binary)
+
     cal = [f"{n}/{s}" for n, s in CALIBRATION_SETS]
-    temperature = _fit_temperature(
+    temperature = fit_temperature(
         np.log(np.clip(np.concatenate([raw[k]["int8"] for k in cal]), 1e-12, 1)),
         np.concatenate([raw[k]["gold"] for k in cal]),
     )
@@ -147,6 +191,7 @@ def evaluate(
             "int8_fp32_agreement": round(
                 100 * float((r["int8"].argmax(1) == r["fp32"].argmax(1)).mean()), 2
             ),
+            "baselines": baseline_results[key],
         }
     meta["temperature"] = round(temperature, 4)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -155,11 +200,49 @@ def evaluate(
         "temperature": meta["temperature"],
         "train_config": asdict(train_config),
         "training_mix": PROFILES[train_config.profile],
+        "training_summary": _read_json(work_dir / "train_summary.json"),
         "sets": results,
         "eval_seconds": {k: round(v, 1) for k, v in timings.items()},
     }
+    report["gate"] = quantization_gate(results)
     (model_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     from core.scoring.training.card import write_model_card
 
     write_model_card(model_dir, report, work_dir=work_dir)
     return report
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+GATE_MAX_LOSS = 0.5
+"""Points the int8 model may lose against fp32 on any dev metric."""
+
+GATE_MIN_AGREEMENT = 98.0
+"""Percent of dev labels on which int8 and fp32 must agree."""
+
+GATE_METRICS = ("accuracy", "macro_recall", "macro_f1")
+
+
+def quantization_gate(results: dict[str, Any]) -> dict[str, object]:
+    """Check int8 against fp32 on every dev split and print the comparison.
+
+    Returns:
+        ``{"passed": bool, "failures": [...]}``.
+    """
+    failures: list[str] = []
+    print(f"{'dev split':28s} {'metric':13s} {'fp32':>7s} {'int8':>7s} {'agree':>7s}")
+    for key, r in results.items():
+        if not key.endswith("/dev"):
+            continue
+        agree = r["int8_fp32_agreement"]
+        for metric in GATE_METRICS:
+            fp, q = r["fp32"][metric], r["int8"][metric]
+            print(f"{key:28s} {metric:13s} {fp:7.2f} {q:7.2f} {agree:7.2f}")
+            if fp - q > GATE_MAX_LOSS:
+                failures.append(f"{key} {metric}: int8 {q} vs fp32 {fp}")
+        if r["int8_fp32_agreement"] < GATE_MIN_AGREEMENT:
+            failures.append(f"{key}: int8/fp32 agreement {r['int8_fp32_agreement']}%")
+    print("int8 gate:", "PASSED" if not failures else "FAILED: " + "; ".join(failures))
+    return {"passed": not failures, "failures": failures}

@@ -13,7 +13,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -23,24 +23,10 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from core.scoring.training.config import TrainConfig
 from core.scoring.training.data import LABELS, build_mix
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one run; written next to the checkpoints."""
-
-    profile: str = "full"
-    epochs: int = 1
-    batch_size: int = 32
-    max_length: int = 128
-    learning_rate: float = 8e-5
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    seed: int = 13
-    checkpoint_every: int = 150
 
 
 def base_model_path() -> str:
@@ -102,7 +88,7 @@ def train(data_dir: Path, work_dir: Path, cfg: TrainConfig) -> Path:
         return final_dir
     (work_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    path = base_model_path()
+    path = cfg.init_from or base_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(
         path,
@@ -128,7 +114,8 @@ def train(data_dir: Path, work_dir: Path, cfg: TrainConfig) -> Path:
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(total * cfg.warmup_ratio), total
     )
-    step = _resume(work_dir, model, optimizer, scheduler)
+    step = resumed_at = _resume(work_dir, model, optimizer, scheduler)
+    process_started = time.monotonic()
     logger.info("Mix %d examples, %d steps, starting at %d", len(mix), total, step)
     model.train()
     started = time.monotonic()
@@ -160,6 +147,13 @@ def train(data_dir: Path, work_dir: Path, cfg: TrainConfig) -> Path:
                 _checkpoint(work_dir, model, optimizer, scheduler, step)
     model.save_pretrained(final_dir)
     tokenizer.save_pretrained(final_dir)
+    summary = {
+        "examples": len(mix),
+        "steps": total,
+        "wall_seconds_this_process": round(time.monotonic() - process_started),
+        "resumed_from_step": resumed_at,
+    }
+    (work_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return final_dir
 
 
