@@ -19,8 +19,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'tonehub.db'}"
 """SQLite file under ``var/`` unless ``TONEHUB_DATABASE_URL`` is set."""
 
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "tonehub-sentiment-1.0.0"
-"""The committed model."""
+DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+"""Every sub-directory with a ``model.json`` is a servable model version."""
+
+DEFAULT_MODEL = "tonehub-sentiment-1.0.0"
+"""The model that scores requests which name none."""
+
+DEFAULT_MODEL_DIR = DEFAULT_MODELS_DIR / DEFAULT_MODEL
+"""Directory of the default model."""
 
 DEFAULT_ORT_THREADS = 1
 """onnxruntime intra-op threads per process; processes x threads ~ cores."""
@@ -41,7 +47,8 @@ class Settings:
     Attributes:
         database_url: SQLAlchemy URL (SQLite or PostgreSQL).
         redis_url: Redis URL (``redis://`` or ``unix://``).
-        model_dir: Directory of the model to serve.
+        models_dir: Directory of the model versions.
+        default_model: Id of the model used when a request names none.
         ort_threads: onnxruntime intra-op threads.
         max_batch: Most texts in one batch request.
         max_body_bytes: Largest accepted request body.
@@ -49,7 +56,8 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = "redis://127.0.0.1:6379/0"
-    model_dir: Path = DEFAULT_MODEL_DIR
+    models_dir: Path = DEFAULT_MODELS_DIR
+    default_model: str = DEFAULT_MODEL
     ort_threads: int = DEFAULT_ORT_THREADS
     max_batch: int = DEFAULT_MAX_BATCH
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

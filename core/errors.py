@@ -7,7 +7,10 @@ The tree::
     │   ├── InvalidJson          invalid_json          400
     │   ├── TextEmpty            text_empty            400
     │   ├── TextTooLong          text_too_long         400
-    │   └── BatchTooLarge        batch_too_large       400
+    │   ├── BatchTooLarge        batch_too_large       400
+    │   ├── ExplainTooLong       explain_too_long      400
+    │   ├── TooManySentences     too_many_sentences    400
+    │   └── UnknownModel         unknown_model         400
     ├── Unauthorized             unauthorized          401
     ├── NotFound                 not_found             404
     ├── UnsupportedMediaType     unsupported_media_type 415
@@ -72,6 +75,24 @@ class BatchTooLarge(InvalidRequest):
     """A batch holds more texts than allowed."""
 
     code = "batch_too_large"
+
+
+class ExplainTooLong(InvalidRequest):
+    """``explain`` was asked for a text with too many words."""
+
+    code = "explain_too_long"
+
+
+class TooManySentences(InvalidRequest):
+    """``sentences`` was asked for a text with too many sentences."""
+
+    code = "too_many_sentences"
+
+
+class UnknownModel(InvalidRequest):
+    """The requested model version is not served here."""
+
+    code = "unknown_model"
 
 
 class Unauthorized(TonehubError):

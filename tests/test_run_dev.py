@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from redis import Redis
 from rq import Queue
@@ -32,7 +33,7 @@ def _start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]
         "TONEHUB_PORT": str(port),
         "TONEHUB_VAR_DIR": str(tmp_path / "var"),
         "TONEHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'dev.db'}",
-        "TONEHUB_WEB_WORKERS": "1",
+        "TONEHUB_WEB_WORKERS": "2",
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / f"run-{time.monotonic_ns()}.log"
@@ -45,6 +46,7 @@ def _start(tmp_path: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own group, like a shell job
         )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -81,9 +83,16 @@ def _score(port: int, key: str, text: str) -> dict:
         return json.loads(r.read())
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+def _stop(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole foreground group.
+
+    Returns:
+        Every process the script had started, to check that all are gone.
+    """
+    started = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    return started
 
 
 def test_make_run_serves_and_stops_cleanly(tmp_path: Path) -> None:

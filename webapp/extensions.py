@@ -12,37 +12,44 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.persistence.db import make_engine, make_session_factory
-from core.scoring.engine import Scorer
+from core.scoring.registry import ModelRegistry
+from core.scoring.service import ScoringService
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Tonehub:
-    """What every request may need: settings, database, Redis, the model."""
+    """What every request may need: settings, database, Redis, the models."""
 
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
     redis: Redis
-    scorer: Scorer
+    scoring: ScoringService
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Create the collaborators once per process and attach them to ``app``."""
     engine = make_engine(settings.database_url)
-    scorer = app.config.get("SCORER") or Scorer(
-        settings.model_dir, threads=settings.ort_threads
+    preloaded = app.config.get("SCORER")  # tests share one loaded model
+    registry = ModelRegistry(
+        settings.models_dir,
+        settings.default_model,
+        threads=settings.ort_threads,
+        preloaded={preloaded.model_id: preloaded} if preloaded else None,
     )
+    registry.get()  # load the default model now, not on the first request
+    redis = Redis.from_url(settings.redis_url)
     app.extensions["tonehub"] = Tonehub(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        redis=Redis.from_url(settings.redis_url),
-        scorer=scorer,
+        redis=redis,
+        scoring=ScoringService(registry, redis=redis),
     )
     app.teardown_appcontext(_close_db)
-    logger.info("Tonehub ready with model %s", scorer.model_id)
+    logger.info("Tonehub ready; default model %s", registry.default)
 
 
 def tonehub() -> Tonehub:

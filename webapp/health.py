@@ -34,7 +34,7 @@ def readyz() -> dict[str, Any] | Response:
     checks = {
         "database": _check(lambda: get_db().execute(text("SELECT 1"))),
         "redis": _check(lambda: tonehub().redis.ping()),
-        "model": _check(lambda: tonehub().scorer.predict_proba(["ready"])),
+        "model": _check(lambda: tonehub().scoring.registry.get().predict_proba(["ok"])),
     }
     failing = [name for name, state in checks.items() if state != "ok"]
     if failing:

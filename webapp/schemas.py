@@ -6,7 +6,16 @@ from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, Raw, String
-from marshmallow import post_dump
+from marshmallow import ValidationError, post_dump
+
+
+class StrictBoolean(Boolean):
+    """JSON ``true``/``false`` only: ``1``, ``0`` and ``"yes"`` are refused."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean: use true or false.")
+        return value
 
 
 class _Compact(Schema):
@@ -45,9 +54,26 @@ class SentenceOut(Schema):
     confidence = Nested(Confidence, required=True)
 
 
+LABELS = ["negative", "neutral", "positive", "mixed"]
+
+
+class WordWeightOut(Schema):
+    start = Integer(required=True, metadata={"description": "Code-point offset."})
+    end = Integer(required=True, metadata={"description": "Code-point offset."})
+    text = String(required=True)
+    weight = Float(
+        required=True,
+        metadata={"description": "Change of score caused by the word (occlusion)."},
+    )
+
+
 class SentimentOut(_Compact):
     label = String(
-        required=True, metadata={"enum": ["negative", "neutral", "positive"]}
+        required=True,
+        metadata={
+            "enum": LABELS,
+            "description": "mixed: confidently positive and negative sentences.",
+        },
     )
     score = Float(
         required=True, metadata={"description": "p_positive - p_negative, in [-1, 1]."}
@@ -59,25 +85,36 @@ class SentimentOut(_Compact):
     )
     model = String(required=True)
     sentences = List(Nested(SentenceOut), metadata={"description": "If asked for."})
-
-
-class SentimentIn(Schema):
-    text = String(required=True, metadata={"description": "1 to 100,000 characters."})
-    sentences = Boolean(
-        load_default=False,
-        truthy={True},
-        falsy={False},
-        metadata={"description": "Also score each sentence."},
+    explanation = List(
+        Nested(WordWeightOut), metadata={"description": "If 'explain' was asked for."}
     )
 
 
-class BatchIn(Schema):
+class _Options(Schema):
+    sentences = StrictBoolean(
+        load_default=False,
+        metadata={"description": "Also score each sentence (up to 1,000 sentences)."},
+    )
+    explain = StrictBoolean(
+        load_default=False,
+        metadata={"description": "Word contributions; texts of up to 64 words."},
+    )
+    model = String(
+        load_default=None,
+        metadata={"description": "Model id from /v1/models; the default if absent."},
+    )
+
+
+class SentimentIn(_Options):
+    text = String(required=True, metadata={"description": "1 to 100,000 characters."})
+
+
+class BatchIn(_Options):
     texts = List(
         Raw(allow_none=True),
         required=True,
         metadata={"description": "1 to 100 texts; a bad item fails alone."},
     )
-    sentences = Boolean(load_default=False, truthy={True}, falsy={False})
 
 
 class BatchItemOut(SentimentOut):
@@ -85,7 +122,7 @@ class BatchItemOut(SentimentOut):
         ordered = True
 
     index = Integer(required=True)
-    label = String(metadata={"enum": ["negative", "neutral", "positive"]})
+    label = String(metadata={"enum": LABELS})
     score = Float()
     confidence = Nested(Confidence)
     coverage = Float()

@@ -8,28 +8,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis import Redis
+
 from core.config import Settings
 from core.scoring.engine import Scorer
+from core.scoring.registry import ModelRegistry
+from core.scoring.service import ScoringService
 
 
 @dataclass
 class Runtime:
-    """What jobs need: settings and the loaded model."""
+    """What jobs need: settings and the scoring service (models loaded)."""
 
     settings: Settings
-    scorer: Scorer
+    scoring: ScoringService
 
 
 _runtime: Runtime | None = None
 
 
 def configure(settings: Settings, *, scorer: Scorer | None = None) -> Runtime:
-    """Build the process runtime (loading the model unless one is given)."""
+    """Build the process runtime and load the default model (unless given)."""
     global _runtime
-    _runtime = Runtime(
-        settings=settings,
-        scorer=scorer or Scorer(settings.model_dir, threads=settings.ort_threads),
+    registry = ModelRegistry(
+        settings.models_dir,
+        settings.default_model,
+        threads=settings.ort_threads,
+        preloaded={scorer.model_id: scorer} if scorer else None,
     )
+    registry.get()
+    redis = Redis.from_url(settings.redis_url)
+    _runtime = Runtime(settings=settings, scoring=ScoringService(registry, redis=redis))
     return _runtime
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,30 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from core.errors import TextEmpty, TextTooLong
+from core.errors import ExplainTooLong, TextEmpty, TextTooLong, TooManySentences
 from core.scoring.labels import LABEL_ORDER, Sentiment
 from core.scoring.segment import Span, split_sentences
 
 logger = logging.getLogger(__name__)
 
+_WORD = re.compile(r"\S+")
+
 MAX_TEXT_CHARS = 100_000
 """Longest text accepted, in code points."""
+
+MIXED_CONFIDENCE = 0.75
+"""A text is ``mixed`` when one segment is positive and another negative, each
+with at least this probability."""
+
+MIXED_MAX_SENTENCES = 20
+"""Up to this many sentences, the mixed rule looks at sentences; beyond it, at the
+text's windows (scoring thousands of sentences one by one would be slow)."""
+
+SENTENCES_MAX = 1000
+"""Most sentences a text may have when ``sentences`` is asked for."""
+
+EXPLAIN_MAX_WORDS = 64
+"""Longest text (in whitespace-separated words) that ``explain`` accepts."""
 
 DEFAULT_BATCH_SIZE = 32
 """Windows per ONNX call; windows are sorted by length so padding stays small."""
@@ -45,11 +62,25 @@ class SentenceResult:
 
 
 @dataclass(frozen=True)
+class WordWeight:
+    """A word's contribution to a text's score (occlusion), code-point offsets.
+
+    Positive weights pushed the text towards positive, negative ones towards
+    negative; the unit is the score scale, [-2, 2] in theory, small in practice.
+    """
+
+    start: int
+    end: int
+    text: str
+    weight: float
+
+
+@dataclass(frozen=True)
 class SentimentResult:
     """The score of one text.
 
     Attributes:
-        label: The most probable label.
+        label: The most probable label, or ``mixed`` (see ``score_batch``).
         score: ``p_positive - p_negative``, in [-1, 1].
         confidence: Probability of each label (sums to 1).
         coverage: Share of the text's non-whitespace characters that were
@@ -64,6 +95,7 @@ class SentimentResult:
     coverage: float
     model: str
     sentences: list[SentenceResult] | None = field(default=None)
+    explanation: list[WordWeight] | None = field(default=None)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form, as the API returns it (``sentences`` only if asked)."""
@@ -85,6 +117,11 @@ class SentimentResult:
                     "confidence": s.confidence,
                 }
                 for s in self.sentences
+            ]
+        if self.explanation is not None:
+            out["explanation"] = [
+                {"start": w.start, "end": w.end, "text": w.text, "weight": w.weight}
+                for w in self.explanation
             ]
         return out
 
@@ -124,6 +161,45 @@ def clean_text(text: str) -> str:
     except UnicodeEncodeError:
         text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
     return text
+
+
+def check_text(text: str, *, explain: bool = False, sentences: bool = False) -> str:
+    """``clean_text`` plus the limits of the options, for per-item validation.
+
+    Raises:
+        TextEmpty, TextTooLong: see ``clean_text``.
+        ExplainTooLong: ``explain`` and more than ``EXPLAIN_MAX_WORDS`` words.
+        TooManySentences: ``sentences`` and more than ``SENTENCES_MAX`` sentences.
+    """
+    text = clean_text(text)
+    if sentences and len(split_sentences(text)) > SENTENCES_MAX:
+        raise TooManySentences(
+            f"'sentences' works on texts of up to {SENTENCES_MAX} sentences; "
+            f"this one has {len(split_sentences(text))}.",
+            field="sentences",
+        )
+    if explain and len(_words(text)) > EXPLAIN_MAX_WORDS:
+        raise ExplainTooLong(
+            f"'explain' works on texts of up to {EXPLAIN_MAX_WORDS} words; "
+            f"this one has {len(_words(text))}.",
+            field="explain",
+        )
+    return text
+
+
+def _words(text: str) -> list[Span]:
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def is_mixed(segments: Sequence[np.ndarray]) -> bool:
+    """The mixed rule on segment probabilities (rows in ``LABEL_ORDER``)."""
+
+    def confident(k: int) -> bool:
+        return any(
+            int(np.argmax(p)) == k and p[k] >= MIXED_CONFIDENCE for p in segments
+        )
+
+    return confident(2) and confident(0)
 
 
 def _nonspace(text: str) -> int:
@@ -191,21 +267,29 @@ class Scorer:
         Returns:
             Array of shape ``(len(texts), 3)`` in ``LABEL_ORDER``.
         """
-        probs, _ = self._score_units([[(0, len(t))] for t in texts], list(texts))
+        probs, _, _ = self._score_units([[(0, len(t))] for t in texts], list(texts))
         return probs
 
-    def score(self, text: str, *, sentences: bool = False) -> SentimentResult:
+    def score(
+        self, text: str, *, sentences: bool = False, explain: bool = False
+    ) -> SentimentResult:
         """Score one text. See ``score_batch``."""
-        return self.score_batch([text], sentences=sentences)[0]
+        return self.score_batch([text], sentences=sentences, explain=explain)[0]
 
     def score_batch(
-        self, texts: Sequence[str], *, sentences: bool = False
+        self, texts: Sequence[str], *, sentences: bool = False, explain: bool = False
     ) -> list[SentimentResult]:
         """Score texts, all windows of all texts in as few ONNX calls as possible.
+
+        A text of two or more sentences is labelled ``mixed`` when one sentence
+        is positive and another negative, each with probability of at least
+        ``MIXED_CONFIDENCE`` (``score`` and ``confidence`` stay those of the
+        whole text).
 
         Args:
             texts: Texts to score; each must pass ``clean_text``.
             sentences: Also score and report each sentence.
+            explain: Also report each word's contribution to ``score``.
 
         Returns:
             One result per text, in order.
@@ -213,31 +297,44 @@ class Scorer:
         Raises:
             TextEmpty: A text is empty or whitespace only.
             TextTooLong: A text exceeds ``MAX_TEXT_CHARS``.
+            ExplainTooLong: ``explain`` on a text of more than
+                ``EXPLAIN_MAX_WORDS`` words.
+            TooManySentences: ``sentences`` on a text of more than
+                ``SENTENCES_MAX`` sentences.
         """
-        cleaned = [clean_text(t) for t in texts]
+        cleaned = [check_text(t, explain=explain, sentences=sentences) for t in texts]
+        words = [_words(t) for t in cleaned] if explain else []
         spans = [split_sentences(t) for t in cleaned]
-        probs, coverage = self._score_units(spans, cleaned)
-        per_sentence: list[np.ndarray] = []
-        if sentences:
-            flat = [(i, s) for i, sp in enumerate(spans) for s in sp]
-            sentence_probs, _ = self._score_units(
+        probs, coverage, window_probs = self._score_units(spans, cleaned)
+        # Sentence scores: reported when asked for; for the mixed rule they are
+        # needed for texts of 2 to MIXED_MAX_SENTENCES sentences.
+        flat = [
+            (i, s)
+            for i, sp in enumerate(spans)
+            if sentences or 1 < len(sp) <= MIXED_MAX_SENTENCES
+            for s in sp
+        ]
+        per_text: dict[int, list[SentenceResult]] = {}
+        segments: dict[int, list[np.ndarray]] = {}
+        if flat:
+            sentence_probs, _, _ = self._score_units(
                 [[s] for _, s in flat], [cleaned[i] for i, _ in flat]
             )
-            per_sentence = list(sentence_probs)
-        results: list[SentimentResult] = []
-        cursor = 0
-        for i, text in enumerate(cleaned):
-            sentence_results = None
-            if sentences:
-                sentence_results = []
-                for start, end in spans[i]:
-                    p = per_sentence[cursor]
-                    cursor += 1
-                    label, score, conf = self._summarise(p)
-                    sentence_results.append(
-                        SentenceResult(start, end, text[start:end], label, score, conf)
+            for (i, (start, end)), p in zip(flat, sentence_probs, strict=True):
+                label, score, conf = self._summarise(p)
+                per_text.setdefault(i, []).append(
+                    SentenceResult(
+                        start, end, cleaned[i][start:end], label, score, conf
                     )
+                )
+                segments.setdefault(i, []).append(p)
+        explanations = self._explain(cleaned, words, probs) if explain else []
+        results: list[SentimentResult] = []
+        for i in range(len(cleaned)):
             label, score, conf = self._summarise(probs[i])
+            long_text = len(spans[i]) > MIXED_MAX_SENTENCES
+            if is_mixed(window_probs[i] if long_text else segments.get(i, [])):
+                label = Sentiment.MIXED
             results.append(
                 SentimentResult(
                     label=label,
@@ -245,10 +342,40 @@ class Scorer:
                     confidence=conf,
                     coverage=round(float(coverage[i]), 4),
                     model=self.model_id,
-                    sentences=sentence_results,
+                    sentences=per_text.get(i, []) if sentences else None,
+                    explanation=explanations[i] if explain else None,
                 )
             )
         return results
+
+    def _explain(
+        self, texts: list[str], words: list[list[Span]], probs: np.ndarray
+    ) -> list[list[WordWeight]]:
+        """Occlusion: each word's weight is how much ``score`` drops without it.
+
+        All variants of all texts (one word left out each) go through the
+        model together, in as few ONNX calls as the batch size allows.
+        """
+        variants = [
+            texts[i][:start] + texts[i][end:]
+            for i, ws in enumerate(words)
+            for start, end in ws
+        ]
+        variant_probs, _, _ = self._score_units(
+            [split_sentences(v) for v in variants], variants
+        )
+        out: list[list[WordWeight]] = []
+        cursor = 0
+        for i, ws in enumerate(words):
+            base = float(probs[i][2] - probs[i][0])
+            weights = []
+            for start, end in ws:
+                p = variant_probs[cursor]
+                cursor += 1
+                weight = round(base - float(p[2] - p[0]), 4)
+                weights.append(WordWeight(start, end, texts[i][start:end], weight))
+            out.append(weights)
+        return out
 
     @staticmethod
     def _summarise(p: np.ndarray) -> tuple[Sentiment, float, dict[str, float]]:
@@ -259,12 +386,13 @@ class Scorer:
 
     def _score_units(
         self, spans: Sequence[Sequence[Span]], texts: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, list[list[np.ndarray]]]:
         """Score each text's spans as windows and aggregate per text.
 
         Returns:
-            ``(probs, coverage)``: probabilities per text and the share of its
-            non-whitespace characters that produced tokens.
+            ``(probs, coverage, window_probs)``: probabilities per text, the
+            share of its non-whitespace characters that produced tokens, and
+            the probabilities of each of its windows.
         """
         windows: list[_Window] = []
         flat = [texts[i][s:e] for i, sp in enumerate(spans) for s, e in sp]
@@ -279,7 +407,9 @@ class Scorer:
         probs = _softmax(logits / self.temperature)
         totals = np.zeros((len(spans), len(LABEL_ORDER)))
         covered = np.zeros(len(spans))
+        window_probs: list[list[np.ndarray]] = [[] for _ in spans]
         for w, p in zip(windows, probs, strict=True):
+            window_probs[w.owner].append(p)
             if w.chars:
                 totals[w.owner] += w.chars * p
                 covered[w.owner] += w.chars
@@ -297,7 +427,7 @@ class Scorer:
                 for i, sp in enumerate(spans)
             ]
         )
-        return out, np.minimum(covered / whole, 1.0)
+        return out, np.minimum(covered / whole, 1.0), window_probs
 
     def _pack(
         self, owner: int, parts: Sequence[object], sentences: Sequence[str]

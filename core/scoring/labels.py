@@ -11,6 +11,8 @@ class Sentiment(StrEnum):
     NEGATIVE = "negative"
     NEUTRAL = "neutral"
     POSITIVE = "positive"
+    MIXED = "mixed"
+    """Document level only: confidently positive and negative sentences."""
 
 
 LABEL_ORDER: tuple[Sentiment, ...] = (

@@ -113,3 +113,53 @@ def test_predict_proba_shape(scorer: Scorer) -> None:
     probs = scorer.predict_proba(["good", "bad", "ok then"])
     assert probs.shape == (3, 3)
     assert abs(probs.sum(axis=1) - 1).max() < 1e-5
+
+
+def test_mixed_rule() -> None:
+    import numpy as np
+
+    from core.scoring.engine import MIXED_CONFIDENCE, is_mixed
+
+    strong, weak = MIXED_CONFIDENCE + 0.01, MIXED_CONFIDENCE - 0.01
+
+    def pos(p: float) -> np.ndarray:
+        return np.array([0.0, 1 - p, p])
+
+    def neg(p: float) -> np.ndarray:
+        return np.array([p, 1 - p, 0.0])
+
+    assert is_mixed([pos(strong), neg(strong)])
+    assert is_mixed([neg(strong), pos(0.5), pos(0.9)])
+    assert not is_mixed([pos(strong), neg(weak)])
+    assert not is_mixed([pos(strong), pos(strong)])
+    assert not is_mixed([neg(strong)])
+    assert not is_mixed([])
+
+
+def test_long_texts_are_mixed_by_windows(scorer: Scorer) -> None:
+    happy = "I love this product and the team behind it. " * 40
+    angry = "This is a disaster, I am furious and want a refund. " * 40
+    assert scorer.score(happy + angry).label is Sentiment.MIXED
+    assert scorer.score(happy + happy).label is Sentiment.POSITIVE
+
+
+def test_sentence_limit(scorer: Scorer) -> None:
+    from core.errors import TooManySentences
+    from core.scoring.engine import SENTENCES_MAX
+
+    text = "Ok. " * (SENTENCES_MAX + 1)
+    with pytest.raises(TooManySentences):
+        scorer.score(text, sentences=True)
+    assert scorer.score(text).label in set(Sentiment)  # fine without the option
+    assert len(scorer.score("Ok. " * SENTENCES_MAX, sentences=True).sentences) == 1000
+
+
+def test_mixed_and_explain_in_engine(scorer: Scorer) -> None:
+    mixed = scorer.score(
+        "I love the new design. But the app crashes every hour and I hate it."
+    )
+    assert mixed.label is Sentiment.MIXED
+    assert mixed.sentences is None  # computed for the rule, reported only if asked
+    result = scorer.score("Terrible delay, wonderful staff", explain=True)
+    weights = {w.text: w.weight for w in result.explanation}
+    assert weights["wonderful"] > 0 > weights["Terrible"]

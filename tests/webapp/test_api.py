@@ -7,6 +7,7 @@ import json
 import pytest
 from redis import Redis
 
+from core.config import DEFAULT_MODELS_DIR
 from core.scoring.engine import MAX_TEXT_CHARS
 from tests.webapp.conftest import check_against_spec
 
@@ -121,6 +122,9 @@ def test_batch_limits(client, auth) -> None:
         ({"text": 5}, "invalid_request", "text"),
         ({"text": ["a"]}, "invalid_request", "text"),
         ({"text": "hi", "sentences": "yes"}, "invalid_request", "sentences"),
+        ({"text": "hi", "sentences": 1}, "invalid_request", "sentences"),
+        ({"text": "hi", "explain": 0}, "invalid_request", "explain"),
+        ({"text": "hi", "model": 3}, "invalid_request", "model"),
         ({"text": "hi", "txt": "typo"}, "invalid_request", "txt"),
         ({"text": ""}, "text_empty", "text"),
         ({"text": " \n\t "}, "text_empty", "text"),
@@ -142,6 +146,50 @@ def test_invalid_json(client, auth, raw: bytes) -> None:
         "/v1/sentiment", data=raw, headers={**auth, "Content-Type": "application/json"}
     )
     _error(response, 400, "invalid_json")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"[" * 500_000,
+        b'{"text": ' + b"9" * 5000 + b"}",
+        b'{"text": "hi", "sentences": ' + b"9" * 5000 + b"}",
+    ],
+)
+def test_pathological_json_is_invalid_json(client, auth, raw: bytes) -> None:
+    response = client.post(
+        "/v1/sentiment", data=raw, headers={**auth, "Content-Type": "application/json"}
+    )
+    _error(response, 400, "invalid_json")
+
+
+def test_body_at_the_size_limit_is_refused(app, client, auth) -> None:
+    limit = app.extensions["tonehub"].settings.max_body_bytes
+    body = b'{"text": "ok"}' + b" " * (limit - 14)
+    assert len(body) == limit
+    response = client.post(
+        "/v1/sentiment", data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    _error(response, 413, "payload_too_large")
+    ok = client.post(
+        "/v1/sentiment",
+        data=body[:-1],
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert ok.status_code == 200
+
+
+def test_batch_total_characters(client, auth) -> None:
+    from webapp.api.views import BATCH_MAX_CHARS
+
+    texts = ["word " * 12_000] * (BATCH_MAX_CHARS // 60_000 + 1)
+    err = _error(
+        client.post("/v1/sentiment/batch", json={"texts": texts}, headers=auth),
+        400,
+        "batch_too_large",
+    )
+    assert "characters" in err["message"]
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"text"', b"42", b"null", b"[{}]"])
@@ -230,16 +278,19 @@ def test_auth_comes_before_body_checks(client) -> None:
 
 def test_models(client, auth) -> None:
     body = client.get("/v1/models", headers=auth).get_json()
-    assert body["models"] == [
+    default = [m for m in body["models"] if m["default"]]
+    assert default == [
         {
             "id": "tonehub-sentiment-1.0.0",
             "name": "tonehub-sentiment",
             "version": "1.0.0",
-            "labels": ["negative", "neutral", "positive"],
+            "labels": ["negative", "neutral", "positive", "mixed"],
             "max_tokens_per_window": 128,
             "default": True,
         }
     ]
+    on_disk = sorted(p.parent.name for p in DEFAULT_MODELS_DIR.glob("*/model.json"))
+    assert [m["id"] for m in body["models"]] == on_disk
 
 
 def test_health_and_ready(client) -> None:

@@ -13,8 +13,8 @@ from workers.queues import DEFAULT_QUEUE, enqueue_score_texts
 
 
 @pytest.fixture(autouse=True)
-def _runtime(scorer) -> None:
-    runtime.configure(Settings(), scorer=scorer)
+def _runtime(scorer, redis_url: str) -> None:
+    runtime.configure(Settings(redis_url=redis_url), scorer=scorer)
 
 
 def test_score_texts_job(redis: Redis) -> None:

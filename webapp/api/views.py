@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from apiflask import APIBlueprint
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.errors import (
     BatchTooLarge,
@@ -14,7 +16,7 @@ from core.errors import (
     TonehubError,
     UnsupportedMediaType,
 )
-from core.scoring.engine import clean_text
+from core.scoring.engine import check_text
 from webapp.auth import require_api_key
 from webapp.extensions import tonehub
 from webapp.schemas import BatchIn, BatchOut, ModelsOut, SentimentIn, SentimentOut
@@ -23,6 +25,9 @@ bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="Sentiment")
 bp.before_request(require_api_key)
 
 AUTH: list[str | dict[str, list[Any]]] = [{"bearer": []}, {"apiKey": []}]
+BATCH_MAX_CHARS = 500_000
+"""Characters in all texts of one batch request (keeps a request under ~10 s)."""
+
 AUTH_ERRORS = {401: "unauthorized"}
 BODY_ERRORS = {
     **AUTH_ERRORS,
@@ -31,25 +36,44 @@ BODY_ERRORS = {
 }
 SINGLE_ERRORS = {
     **BODY_ERRORS,
-    400: "invalid_json, invalid_request, text_empty, text_too_long",
+    400: "invalid_json, invalid_request, text_empty, text_too_long, "
+    "explain_too_long, too_many_sentences, unknown_model",
 }
 BATCH_ERRORS = {
     **BODY_ERRORS,
-    400: "invalid_json, invalid_request, batch_too_large (bad items fail alone)",
+    400: "invalid_json, invalid_request, batch_too_large, unknown_model "
+    "(a bad item fails alone)",
 }
 
 
 @bp.before_request
 def _require_json() -> None:
-    """Bodies must be declared JSON (a form post would look empty) and present."""
+    """Check the body before the schema sees it: declared JSON, readable, parseable.
+
+    A form post would look like an empty object; a chunked body longer than the
+    limit arrives cut at the limit; JSON nested thousands deep or with
+    4,300-digit numbers makes the parser raise something other than a decode
+    error. Each gets its own 4xx here instead of a wrong answer or a 500.
+    """
     if request.method != "POST":
         return
     if not request.is_json:
         raise UnsupportedMediaType(
             "Send the body as JSON with 'Content-Type: application/json'."
         )
-    if not request.get_data(cache=True):
+    try:
+        data = request.get_data(cache=True)
+    except OSError as exc:  # malformed chunked transfer encoding
+        raise InvalidRequest("The request body could not be read.") from exc
+    limit = tonehub().settings.max_body_bytes
+    if len(data) >= limit:
+        raise RequestEntityTooLarge()
+    if not data:
         raise InvalidJson("The body is empty; send a JSON object.")
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson("The body is not valid UTF-8 JSON.") from exc
 
 
 @bp.post("/sentiment")
@@ -57,9 +81,13 @@ def _require_json() -> None:
 @bp.output(SentimentOut)
 @bp.doc(summary="Score one text", security=AUTH, responses=SINGLE_ERRORS)
 def score_text(body: dict[str, Any]) -> dict[str, Any]:
-    """Score one text; with ``sentences`` also each of its sentences."""
-    result = tonehub().scorer.score(body["text"], sentences=body["sentences"])
-    return result.as_dict()
+    """Score one text; optionally its sentences and word contributions."""
+    return tonehub().scoring.score(
+        [body["text"]],
+        model=body["model"],
+        sentences=body["sentences"],
+        explain=body["explain"],
+    )[0]
 
 
 @bp.post("/sentiment/batch")
@@ -76,11 +104,20 @@ def score_batch(body: dict[str, Any]) -> dict[str, Any]:
         raise BatchTooLarge(
             f"A batch holds at most {limit} texts; got {len(texts)}.", field="texts"
         )
-    return {"results": _score_items(texts, sentences=body["sentences"])}
+    total = sum(len(t) for t in texts if isinstance(t, str))
+    if total > BATCH_MAX_CHARS:
+        raise BatchTooLarge(
+            f"A batch holds at most {BATCH_MAX_CHARS:,} characters in all; "
+            f"got {total:,}. Split it, or use fewer, shorter texts.",
+            field="texts",
+        )
+    return {"results": _score_items(texts, body)}
 
 
-def _score_items(texts: list[Any], *, sentences: bool) -> list[dict[str, Any]]:
-    scorer = tonehub().scorer
+def _score_items(texts: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validate each item on its own, then score the good ones together."""
+    service = tonehub().scoring
+    service.registry.get(options["model"])  # an unknown model fails the request
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(texts))]
     good: list[int] = []
     for i, text in enumerate(texts):
@@ -91,14 +128,19 @@ def _score_items(texts: list[Any], *, sentences: bool) -> list[dict[str, Any]]:
             results[i]["error"] = {"code": err.code, "message": err.message}
             continue
         try:
-            clean_text(text)
+            check_text(text, explain=options["explain"], sentences=options["sentences"])
         except TonehubError as err:
             results[i]["error"] = {"code": err.code, "message": err.message}
             continue
         good.append(i)
-    scored = scorer.score_batch([texts[i] for i in good], sentences=sentences)
+    scored = service.score(
+        [texts[i] for i in good],
+        model=options["model"],
+        sentences=options["sentences"],
+        explain=options["explain"],
+    )
     for i, result in zip(good, scored, strict=True):
-        results[i].update(result.as_dict())
+        results[i].update(result)
     return results
 
 
@@ -106,17 +148,5 @@ def _score_items(texts: list[Any], *, sentences: bool) -> list[dict[str, Any]]:
 @bp.output(ModelsOut)
 @bp.doc(summary="Models this service scores with", security=AUTH, responses=AUTH_ERRORS)
 def list_models() -> dict[str, Any]:
-    """The model in service."""
-    scorer = tonehub().scorer
-    return {
-        "models": [
-            {
-                "id": scorer.model_id,
-                "name": scorer.name,
-                "version": scorer.version,
-                "labels": ["negative", "neutral", "positive"],
-                "max_tokens_per_window": scorer.max_tokens,
-                "default": True,
-            }
-        ]
-    }
+    """The model versions served; ``default`` marks the one used by default."""
+    return {"models": tonehub().scoring.registry.describe()}

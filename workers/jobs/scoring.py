@@ -22,6 +22,6 @@ def score_texts(
     Returns:
         One JSON-ready result per text.
     """
-    results = runtime.get().scorer.score_batch(texts, sentences=sentences)
+    results = runtime.get().scoring.score(texts, sentences=sentences)
     logger.info("Scored %d texts", len(results))
-    return [r.as_dict() for r in results]
+    return results

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from core.config import DEFAULT_MODEL_DIR, REPO_ROOT
+from core.config import DEFAULT_MODEL, DEFAULT_MODEL_DIR, REPO_ROOT
 
 SHORT = [
     "Thanks, the update fixed my login problem!",
@@ -70,7 +70,7 @@ def engines(threads: int) -> dict[str, Runner]:
 
     ours = Scorer(DEFAULT_MODEL_DIR, threads=threads)
     out: dict[str, Runner] = {"tonehub (tokenizers + ORT int8)": ours.score_batch}
-    work = REPO_ROOT / "var" / "training" / "tonehub-sentiment-1.0.0"
+    work = REPO_ROOT / "var" / "training" / DEFAULT_MODEL
     fp32_graph = work / "model.fp32.fused.onnx"
     if fp32_graph.exists():
         fp32 = Scorer(DEFAULT_MODEL_DIR, threads=threads, onnx_file=str(fp32_graph))

@@ -46,9 +46,15 @@ def _metrics(probs: np.ndarray, gold: np.ndarray, binary: bool) -> dict[str, obj
         pred = np.where(probs[:, 2] > probs[:, 0], 2, 0)
     else:
         pred = probs.argmax(axis=1)
-    return label_metrics(pred, gold, binary) | {
-        "ece": round(100 * expected_calibration_error(probs, gold), 2)
-    }
+    if binary:
+        # Calibration of the binary decision the metric uses: p_pos / (p_pos + p_neg).
+        pos = probs[:, 2] / (probs[:, 0] + probs[:, 2])
+        ece = expected_calibration_error(
+            np.stack([1 - pos, np.zeros_like(pos), pos], axis=1), gold
+        )
+    else:
+        ece = expected_calibration_error(probs, gold)
+    return label_metrics(pred, gold, binary) | {"ece": round(100 * ece, 2)}
 
 
 def label_metrics(

