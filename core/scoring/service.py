@@ -17,6 +17,7 @@ from typing import Any
 
 from redis import Redis, RedisError
 
+from core.errors import InvalidRequest, TonehubError
 from core.scoring.engine import check_text
 from core.scoring.registry import ModelRegistry
 
@@ -72,8 +73,56 @@ class ScoringService:
             UnknownModel: ``model`` is not available.
             TextEmpty, TextTooLong, ExplainTooLong: a text is not acceptable.
         """
-        scorer = self.registry.get(model)
         cleaned = [check_text(t, explain=explain, sentences=sentences) for t in texts]
+        return self._score_clean(
+            cleaned, model=model, sentences=sentences, explain=explain
+        )
+
+    def score_each(
+        self,
+        items: Sequence[object],
+        *,
+        model: str | None = None,
+        sentences: bool = False,
+        explain: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Score a batch in which a bad item fails alone.
+
+        Args:
+            items: Texts as received; anything but an acceptable string gets
+                an ``{"error": {"code", "message"}}`` entry at its place.
+            model, sentences, explain: As for ``score``.
+
+        Returns:
+            One entry per item, in order: a result or an error.
+
+        Raises:
+            UnknownModel: ``model`` is not available (fails the whole batch).
+        """
+        self.registry.get(model)
+        out: list[dict[str, Any]] = []
+        good: list[tuple[int, str]] = []
+        for i, item in enumerate(items):
+            try:
+                if not isinstance(item, str):
+                    raise InvalidRequest(
+                        "Each item of 'texts' must be a string.", field=f"texts.{i}"
+                    )
+                good.append((i, check_text(item, explain=explain, sentences=sentences)))
+                out.append({})
+            except TonehubError as err:
+                out.append({"error": {"code": err.code, "message": err.message}})
+        scored = self._score_clean(
+            [t for _, t in good], model=model, sentences=sentences, explain=explain
+        )
+        for (i, _), result in zip(good, scored, strict=True):
+            out[i] = result
+        return out
+
+    def _score_clean(
+        self, cleaned: list[str], *, model: str | None, sentences: bool, explain: bool
+    ) -> list[dict[str, Any]]:
+        scorer = self.registry.get(model)
         options = f"s{int(sentences)}e{int(explain)}"
         keys = [
             f"{CACHE_PREFIX}:{scorer.model_id}:"
@@ -89,7 +138,7 @@ class ScoringService:
             for i, result in zip(missing, fresh, strict=True):
                 results[i] = result.as_dict()
             self._store({keys[i]: results[i] for i in missing})
-        self._count(hits=len(texts) - len(missing), misses=len(missing))
+        self._count(hits=len(cleaned) - len(missing), misses=len(missing))
         return [r for r in results if r is not None]
 
     def cache_stats(self) -> dict[str, int]:

@@ -334,3 +334,12 @@ def test_junk_never_500s(client, auth, raw: bytes) -> None:
         )
         assert response.status_code < 500, response.get_data(as_text=True)
         assert response.is_json
+
+
+def test_batch_of_only_bad_items(client, auth) -> None:
+    response = client.post("/v1/sentiment/batch", json={"texts": ["", 7]}, headers=auth)
+    assert response.status_code == 200
+    assert [r["error"]["code"] for r in response.get_json()["results"]] == [
+        "text_empty",
+        "invalid_request",
+    ]

@@ -13,10 +13,8 @@ from core.errors import (
     BatchTooLarge,
     InvalidJson,
     InvalidRequest,
-    TonehubError,
     UnsupportedMediaType,
 )
-from core.scoring.engine import check_text
 from webapp.auth import require_api_key
 from webapp.extensions import tonehub
 from webapp.schemas import BatchIn, BatchOut, ModelsOut, SentimentIn, SentimentOut
@@ -111,37 +109,10 @@ def score_batch(body: dict[str, Any]) -> dict[str, Any]:
             f"got {total:,}. Split it, or use fewer, shorter texts.",
             field="texts",
         )
-    return {"results": _score_items(texts, body)}
-
-
-def _score_items(texts: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Validate each item on its own, then score the good ones together."""
-    service = tonehub().scoring
-    service.registry.get(options["model"])  # an unknown model fails the request
-    results: list[dict[str, Any]] = [{"index": i} for i in range(len(texts))]
-    good: list[int] = []
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            err = InvalidRequest(
-                "Each item of 'texts' must be a string.", field=f"texts.{i}"
-            )
-            results[i]["error"] = {"code": err.code, "message": err.message}
-            continue
-        try:
-            check_text(text, explain=options["explain"], sentences=options["sentences"])
-        except TonehubError as err:
-            results[i]["error"] = {"code": err.code, "message": err.message}
-            continue
-        good.append(i)
-    scored = service.score(
-        [texts[i] for i in good],
-        model=options["model"],
-        sentences=options["sentences"],
-        explain=options["explain"],
+    results = tonehub().scoring.score_each(
+        texts, model=body["model"], sentences=body["sentences"], explain=body["explain"]
     )
-    for i, result in zip(good, scored, strict=True):
-        results[i].update(result)
-    return results
+    return {"results": [{"index": i, **r} for i, r in enumerate(results)]}
 
 
 @bp.get("/models")
