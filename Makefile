@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check model evaluate eval bench clean
+.PHONY: run test check model model-commercial evaluate eval bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,24 @@ test: $(VENV)/.test
 check: $(VENV)/.test
 	VENV_BIN=$(VENV)/bin scripts/check
 
-## model: train (resumable), export to int8 ONNX and evaluate into models/
+TRAIN := $(PY) -m core.scoring.training
+MODEL_VERSION ?= 1.1.0
+
+## model: train (resumable), export to int8 ONNX and evaluate into models/.
+## 1.1.0 continues from 1.0.0 with all of SST-2 (see docs/model-runs.md).
 model: $(VENV)/.train
-	$(PY) -m core.scoring.training all
+	$(TRAIN) all --version 1.0.0
+	$(TRAIN) all --version 1.1.0 --profile full-all-sst2 --lr 3e-5 \
+	  --init-from var/training/tonehub-sentiment-1.0.0/final
+
+## model-commercial: the profile trained only on data licensed for commercial use
+model-commercial: $(VENV)/.train
+	$(TRAIN) all --name tonehub-sentiment-commercial --version 1.1.0 \
+	  --profile commercial --epochs 3
 
 ## eval: re-measure the exported model (needs the fp32 graph from `make model`)
 eval evaluate: $(VENV)/.train
-	$(PY) -m core.scoring.training evaluate
+	$(TRAIN) evaluate --version $(MODEL_VERSION)
 
 ## bench: texts/s and latency of our engine vs PyTorch eager, pipeline, ORT fp32, VADER
 bench: $(VENV)/.train

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.config import DEFAULT_MODEL
 from core.errors import TextEmpty, TextTooLong
 from core.scoring.engine import MAX_TEXT_CHARS, Scorer, clean_text
 from core.scoring.labels import Sentiment
@@ -29,7 +30,7 @@ def test_labels_real_sentences(scorer: Scorer, text: str, expected: Sentiment) -
     result = scorer.score(text)
     assert result.label is expected
     assert result.coverage == 1.0
-    assert result.model == "tonehub-sentiment-1.0.0"
+    assert result.model == DEFAULT_MODEL
 
 
 def test_score_and_confidence_are_consistent(scorer: Scorer) -> None:
@@ -163,3 +164,19 @@ def test_mixed_and_explain_in_engine(scorer: Scorer) -> None:
     result = scorer.score("Terrible delay, wonderful staff", explain=True)
     weights = {w.text: w.weight for w in result.explanation}
     assert weights["wonderful"] > 0 > weights["Terrible"]
+
+
+def test_batches_bound_rows_and_padded_tokens(scorer: Scorer) -> None:
+    from core.scoring.engine import MAX_BATCH_TOKENS
+
+    lengths = [126] * 20 + [10] * 70 + [60] * 5
+    sequences = [[1] * n for n in lengths]
+    batches = scorer._batches(sequences)
+    assert sorted(i for b in batches for i in b) == list(range(len(sequences)))
+    for batch in batches:
+        width = max(lengths[i] for i in batch) + 2
+        assert len(batch) <= scorer.batch_size
+        assert len(batch) * width <= MAX_BATCH_TOKENS
+    # Full windows go 8 to a call; short texts fill a call of 32.
+    assert sorted(len(b) for b in batches if lengths[b[0]] == 126) == [4, 8, 8]
+    assert max(len(b) for b in batches) == 32

@@ -7,7 +7,7 @@ import json
 import pytest
 from redis import Redis
 
-from core.config import DEFAULT_MODELS_DIR
+from core.config import DEFAULT_MODEL, DEFAULT_MODELS_DIR
 from core.scoring.engine import MAX_TEXT_CHARS
 from tests.webapp.conftest import check_against_spec
 
@@ -35,7 +35,7 @@ def test_score_one_text(client, auth, text: str, label: str) -> None:
     body = response.get_json()
     assert body["label"] == label
     assert set(body) == {"label", "score", "confidence", "coverage", "model"}
-    assert body["model"] == "tonehub-sentiment-1.0.0"
+    assert body["model"] == DEFAULT_MODEL
     assert body["coverage"] == 1.0
     assert -1 <= body["score"] <= 1
 
@@ -281,9 +281,9 @@ def test_models(client, auth) -> None:
     default = [m for m in body["models"] if m["default"]]
     assert default == [
         {
-            "id": "tonehub-sentiment-1.0.0",
+            "id": DEFAULT_MODEL,
             "name": "tonehub-sentiment",
-            "version": "1.0.0",
+            "version": DEFAULT_MODEL.rsplit("-", 1)[1],
             "labels": ["negative", "neutral", "positive", "mixed"],
             "max_tokens_per_window": 128,
             "default": True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis import Redis
 
+from core.config import DEFAULT_MODEL
 from core.scoring.engine import EXPLAIN_MAX_WORDS
 from core.scoring.service import CACHE_PREFIX
 
@@ -105,9 +106,7 @@ def test_cache_hits_and_misses(app, client, auth, redis: Redis) -> None:
     # Other options are another entry.
     _post(client, auth, {"text": "Cached answers are fast", "sentences": True})
     assert service.cache_stats() == {"hits": 1, "misses": 2}
-    keys = [
-        k.decode() for k in redis.scan_iter(f"{CACHE_PREFIX}:tonehub-sentiment-1.0.0:*")
-    ]
+    keys = [k.decode() for k in redis.scan_iter(f"{CACHE_PREFIX}:{DEFAULT_MODEL}:*")]
     assert len(keys) == 2
     assert 0 < redis.ttl(keys[0]) <= 7 * 24 * 3600
     # The text itself is never a key.

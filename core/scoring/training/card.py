@@ -161,9 +161,10 @@ def write_model_card(model_dir: Path, report: dict, *, work_dir: Path) -> Path:
         "- Labels from crowd workers carry noise (see the data README).",
         "",
         "## Reproduce",
-        "`make model` (trains in `var/training/`, resumable; exports and evaluates). "
-        "`make evaluate` re-measures the committed model. Numbers above are from "
-        "`metrics.json`.",
+        "`make model` (trains in `var/training/`, resumable; exports, checks the int8 "
+        "gate and evaluates); `make eval` re-measures an exported model; `make bench` "
+        "measures speed. Numbers above are from `metrics.json`; every run tried is in "
+        "`docs/model-runs.md`.",
         "",
     ]
     path = model_dir / "MODEL_CARD.md"
