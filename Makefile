@@ -34,14 +34,12 @@ check: $(VENV)/.test
 	VENV_BIN=$(VENV)/bin scripts/check
 
 TRAIN := $(PY) -m core.scoring.training
-MODEL_VERSION ?= 1.1.0
+MODEL_VERSION ?= 1.0.0
 
-## model: train (resumable), export to int8 ONNX and evaluate into models/.
-## 1.1.0 continues from 1.0.0 with all of SST-2 (see docs/model-runs.md).
+## model: train (resumable), export to int8 ONNX, gate and evaluate into models/
+## (other runs tried, with their commands, are in docs/model-runs.md)
 model: $(VENV)/.train
-	$(TRAIN) all --version 1.0.0
-	$(TRAIN) all --version 1.1.0 --profile full-all-sst2 --lr 3e-5 \
-	  --init-from var/training/tonehub-sentiment-1.0.0/final
+	$(TRAIN) all --version $(MODEL_VERSION)
 
 ## model-commercial: the profile trained only on data licensed for commercial use
 model-commercial: $(VENV)/.train
