@@ -16,6 +16,7 @@ from core.accounts import (
 from core.config import Settings
 from core.errors import (
     BatchTooLarge,
+    ExplainTooLong,
     InvalidJson,
     InvalidRequest,
     NotFound,
@@ -23,18 +24,25 @@ from core.errors import (
     TextEmpty,
     TextTooLong,
     TonehubError,
+    TooManySentences,
     Unauthorized,
+    UnknownModel,
 )
 from core.scoring.engine import Scorer, SentimentResult
 from core.scoring.labels import Sentiment
+from core.scoring.registry import ModelRegistry
+from core.scoring.service import ScoringService, build_scoring_service
 
 __all__ = [
     "BatchTooLarge",
+    "ExplainTooLong",
     "InvalidJson",
     "InvalidRequest",
     "IssuedKey",
+    "ModelRegistry",
     "NotFound",
     "Scorer",
+    "ScoringService",
     "Sentiment",
     "SentimentResult",
     "ServiceUnavailable",
@@ -42,8 +50,11 @@ __all__ = [
     "TextEmpty",
     "TextTooLong",
     "TonehubError",
+    "TooManySentences",
     "Unauthorized",
+    "UnknownModel",
     "authenticate",
+    "build_scoring_service",
     "create_api_key",
     "create_workspace",
     "get_workspace",

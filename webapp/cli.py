@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
 from core import accounts
 from core.config import REPO_ROOT
@@ -121,12 +122,12 @@ def dev_setup(key_file: Path, port: int) -> None:
     )
 
 
-def _reuse_dev_key(session: object, key_file: Path) -> str | None:
+def _reuse_dev_key(session: Session, key_file: Path) -> str | None:
     if not key_file.exists():
         return None
     secret = str(json.loads(key_file.read_text()).get("key", ""))
     try:
-        accounts.authenticate(session, secret)  # type: ignore[arg-type]
+        accounts.authenticate(session, secret)
     except Unauthorized:
         return None  # a fresh database or a revoked key: make a new one
     return secret

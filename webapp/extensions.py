@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.persistence.db import make_engine, make_session_factory
-from core.scoring.registry import ModelRegistry
-from core.scoring.service import ScoringService
+from core.scoring.service import ScoringService, build_scoring_service
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +31,20 @@ class Tonehub:
 def init_app(app: Flask, settings: Settings) -> None:
     """Create the collaborators once per process and attach them to ``app``."""
     engine = make_engine(settings.database_url)
-    preloaded = app.config.get("SCORER")  # tests share one loaded model
-    registry = ModelRegistry(
-        settings.models_dir,
-        settings.default_model,
-        threads=settings.ort_threads,
-        preloaded={preloaded.model_id: preloaded} if preloaded else None,
-    )
-    registry.get()  # load the default model now, not on the first request
     redis = Redis.from_url(settings.redis_url)
+    # SCORER: tests share one loaded model across apps.
+    scoring = build_scoring_service(
+        settings, redis=redis, scorer=app.config.get("SCORER")
+    )
     app.extensions["tonehub"] = Tonehub(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         redis=redis,
-        scoring=ScoringService(registry, redis=redis),
+        scoring=scoring,
     )
     app.teardown_appcontext(_close_db)
-    logger.info("Tonehub ready; default model %s", registry.default)
+    logger.info("Tonehub ready; default model %s", scoring.registry.default)
 
 
 def tonehub() -> Tonehub:

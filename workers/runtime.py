@@ -12,8 +12,7 @@ from redis import Redis
 
 from core.config import Settings
 from core.scoring.engine import Scorer
-from core.scoring.registry import ModelRegistry
-from core.scoring.service import ScoringService
+from core.scoring.service import ScoringService, build_scoring_service
 
 
 @dataclass
@@ -30,15 +29,10 @@ _runtime: Runtime | None = None
 def configure(settings: Settings, *, scorer: Scorer | None = None) -> Runtime:
     """Build the process runtime and load the default model (unless given)."""
     global _runtime
-    registry = ModelRegistry(
-        settings.models_dir,
-        settings.default_model,
-        threads=settings.ort_threads,
-        preloaded={scorer.model_id: scorer} if scorer else None,
+    scoring = build_scoring_service(
+        settings, redis=Redis.from_url(settings.redis_url), scorer=scorer
     )
-    registry.get()
-    redis = Redis.from_url(settings.redis_url)
-    _runtime = Runtime(settings=settings, scoring=ScoringService(registry, redis=redis))
+    _runtime = Runtime(settings=settings, scoring=scoring)
     return _runtime
 
 

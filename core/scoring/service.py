@@ -17,8 +17,9 @@ from typing import Any
 
 from redis import Redis, RedisError
 
+from core.config import Settings
 from core.errors import InvalidRequest, TonehubError
-from core.scoring.engine import check_text
+from core.scoring.engine import Scorer, check_text
 from core.scoring.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
@@ -186,3 +187,26 @@ class ScoringService:
                 pipe.execute()
         except RedisError as exc:
             logger.warning("Result cache counters failed: %s", exc)
+
+
+def build_scoring_service(
+    settings: Settings, *, redis: Redis, scorer: Scorer | None = None
+) -> ScoringService:
+    """The service every process uses, with its default model already loaded.
+
+    Args:
+        settings: Where the models are and which is the default.
+        redis: The result cache.
+        scorer: An already loaded model to reuse (tests share one).
+
+    Returns:
+        The scoring service.
+    """
+    registry = ModelRegistry(
+        settings.models_dir,
+        settings.default_model,
+        threads=settings.ort_threads,
+        preloaded={scorer.model_id: scorer} if scorer else None,
+    )
+    registry.get()  # load the default model now, not on the first request
+    return ScoringService(registry, redis=redis)
