@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check model model-commercial evaluate eval bench clean
+.PHONY: run test check model model-commercial evaluate eval bench bench-metering clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ eval evaluate: $(VENV)/.train
 ## bench: texts/s and latency of our engine vs PyTorch eager, pipeline, ORT fp32, VADER
 bench: $(VENV)/.train
 	$(PY) -m core.scoring.training.bench
+
+## bench-metering: auth + admission + metering overhead, exactness, SIGKILL mid-flush
+bench-metering: $(VENV)/.runtime
+	$(PY) scripts/bench_metering.py
 
 clean:
 	rm -rf var/redis var/tonehub.db* var/dev_api_key.json

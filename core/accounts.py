@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from core.errors import NotFound, Unauthorized
 from core.persistence.models import ApiKey, Workspace, as_utc, utcnow
+from core.plans import get_plan
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,21 @@ def get_workspace(session: Session, workspace_id: str) -> Workspace:
     workspace = session.get(Workspace, workspace_id)
     if workspace is None:
         raise NotFound(f"Workspace {workspace_id} not found.")
+    return workspace
+
+
+def set_plan(session: Session, workspace_id: str, plan: str) -> Workspace:
+    """Put a workspace on a plan (an operator's decision; Stripe may override).
+
+    Raises:
+        NotFound: No such workspace.
+        InvalidRequest: No such plan.
+    """
+    chosen = get_plan(plan)
+    workspace = get_workspace(session, workspace_id)
+    workspace.plan = chosen.name.value
+    session.commit()
+    logger.info("Workspace %s set to plan %s", workspace_id, chosen.name.value)
     return workspace
 
 
@@ -145,14 +161,19 @@ def authenticate(
         now: Current time (injected by tests).
 
     Returns:
-        The key; its ``workspace_id`` scopes everything the request does.
+        The key, its workspace loaded; ``workspace_id`` scopes everything
+        the request does.
 
     Raises:
         Unauthorized: Missing, malformed, unknown or revoked key.
     """
     if not secret or not KEY_PATTERN.match(secret):
         raise Unauthorized(UNAUTHORIZED_MESSAGE)
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    key = session.scalar(
+        select(ApiKey)
+        .options(joinedload(ApiKey.workspace))
+        .where(ApiKey.key_hash == hash_key(secret))
+    )
     if key is None or key.revoked_at is not None:
         raise Unauthorized(UNAUTHORIZED_MESSAGE)
     now = now or utcnow()

@@ -37,6 +37,18 @@ DEFAULT_MAX_BATCH = 100
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 """Largest request body; a 100,000-character text fits even when escaped."""
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+"""Where people reach this deployment (Checkout and Portal return here)."""
+
+DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
+"""Stripe's API; tests and demos point it at ``tests/fakes/stripe.py``."""
+
+DEFAULT_PAYMENT_GRACE_DAYS = 7
+"""Days a failed payment keeps the paid plan before basic applies."""
+
+DEFAULT_USAGE_FLUSH_SECONDS = 10
+"""How often the scheduler flushes usage from Redis to the database."""
+
 ENV_PREFIX = "TONEHUB_"
 
 
@@ -52,6 +64,16 @@ class Settings:
         ort_threads: onnxruntime intra-op threads.
         max_batch: Most texts in one batch request.
         max_body_bytes: Largest accepted request body.
+        metering: Admission and usage metering on ``/v1`` (off only for
+            benchmarks that measure its overhead).
+        public_url: Base URL people reach this deployment at.
+        stripe_secret_key: ``sk_...``; empty: billing not configured.
+        stripe_webhook_secret: ``whsec_...`` of the Stripe webhook endpoint.
+        stripe_price_plus: Stripe price id of the Plus plan.
+        stripe_price_pro: Stripe price id of the Pro plan.
+        stripe_api_base: Stripe API address.
+        payment_grace_days: Days a failed payment keeps the paid plan.
+        usage_flush_seconds: Interval of the usage flush job.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -61,6 +83,15 @@ class Settings:
     ort_threads: int = DEFAULT_ORT_THREADS
     max_batch: int = DEFAULT_MAX_BATCH
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    metering: bool = True
+    public_url: str = DEFAULT_PUBLIC_URL
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_price_plus: str = ""
+    stripe_price_pro: str = ""
+    stripe_api_base: str = DEFAULT_STRIPE_API_BASE
+    payment_grace_days: int = DEFAULT_PAYMENT_GRACE_DAYS
+    usage_flush_seconds: int = DEFAULT_USAGE_FLUSH_SECONDS
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
@@ -77,7 +108,7 @@ class Settings:
             key = f.name.upper()
             if key in values and values[key] is not None:
                 default = getattr(cls, f.name)
-                kwargs[f.name] = type(default)(values[key])
+                kwargs[f.name] = _coerce(type(default), values[key])
         return cls(**kwargs)
 
     @classmethod
@@ -92,3 +123,10 @@ class Settings:
                 except json.JSONDecodeError:
                     values[key[len(ENV_PREFIX) :]] = raw
         return cls.from_mapping(values)
+
+
+def _coerce(kind: type, value: Any) -> Any:
+    """Convert a config value to a field's type; ``"false"``/``"0"`` are false."""
+    if kind is bool and isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return kind(value)

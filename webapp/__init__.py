@@ -61,10 +61,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     from webapp import cli, errors, extensions
     from webapp.api import bp as api_bp
     from webapp.health import bp as health_bp
+    from webapp.webhooks import bp as webhooks_bp
 
     extensions.init_app(app, settings)
     errors.init_app(app)
     cli.init_app(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(webhooks_bp)
     return app

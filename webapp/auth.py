@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import g, request
 
 from core.accounts import authenticate
+from core.billing.state import plan_in_force
 from core.persistence.models import ApiKey
-from webapp.extensions import get_db
+from webapp.extensions import get_db, tonehub
 
 
 def key_from_request() -> str | None:
@@ -23,7 +26,13 @@ def key_from_request() -> str | None:
 
 
 def require_api_key() -> None:
-    """``before_request`` hook: authenticate or raise ``Unauthorized``."""
-    key: ApiKey = authenticate(get_db(), key_from_request())
+    """``before_request`` hook: authenticate or raise ``Unauthorized``.
+
+    Sets ``g.api_key_id``, ``g.workspace_id`` and ``g.plan`` (the plan in
+    force, which admission checks against).
+    """
+    now = datetime.now(UTC)
+    key: ApiKey = authenticate(get_db(), key_from_request(), now=now)
     g.api_key_id = key.id
     g.workspace_id = key.workspace_id
+    g.plan = plan_in_force(key.workspace, now=now, grace=tonehub().billing_grace)

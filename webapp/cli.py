@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -14,7 +15,9 @@ from sqlalchemy.orm import Session
 from core import accounts
 from core.config import REPO_ROOT
 from core.errors import NotFound, Unauthorized
+from core.metering import UsageFlusher
 from core.persistence.db import upgrade
+from core.plans import PlanName
 from webapp.extensions import tonehub
 
 DEV_KEY_FILE = REPO_ROOT / "var" / "dev_api_key.json"
@@ -29,6 +32,8 @@ def init_app(app: Flask) -> None:
         create_key,
         list_keys,
         revoke_key,
+        set_plan,
+        flush_usage,
         dev_setup,
     ):
         app.cli.add_command(command)
@@ -92,6 +97,33 @@ def revoke_key(workspace_id: str, key_id: str) -> None:
         except NotFound as exc:
             raise click.ClickException(exc.message) from exc
     click.echo(f"Revoked {key_id}.")
+
+
+@click.command("set-plan")
+@with_appcontext
+@click.argument("workspace_id")
+@click.argument("plan", type=click.Choice([p.value for p in PlanName]))
+def set_plan(workspace_id: str, plan: str) -> None:
+    """Set a workspace's plan (operators, support, tests).
+
+    A Stripe subscription's next event overrides it.
+    """
+    with tonehub().sessions() as session:
+        try:
+            accounts.set_plan(session, workspace_id, plan)
+        except NotFound as exc:
+            raise click.ClickException(exc.message) from exc
+    click.echo(f"Workspace {workspace_id} is on {plan}.")
+
+
+@click.command("flush-usage")
+@with_appcontext
+def flush_usage() -> None:
+    """Move pending usage from Redis to the database now."""
+    ext = tonehub()
+    flusher = UsageFlusher(ext.redis, ext.sessions, grace=ext.billing_grace)
+    report = flusher.flush(now=datetime.now(UTC))
+    click.echo(f"Flushed {report.units} texts in {report.batches} batches.")
 
 
 @click.command("dev-setup")

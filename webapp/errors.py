@@ -16,7 +16,7 @@ from apiflask.exceptions import HTTPError
 from flask import Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from core.errors import TonehubError
+from core.errors import LimitExceeded, TonehubError
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ def error_response(
 def _tonehub_error(error: TonehubError) -> Response:
     field = getattr(error, "field", None)
     extra = {"field": field} if field else None
-    headers = (
-        {"WWW-Authenticate": 'Bearer realm="tonehub"'}
-        if error.http_status == 401
-        else None
-    )
+    headers: dict[str, str] = {}
+    if error.http_status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="tonehub"'
+    if isinstance(error, LimitExceeded):
+        headers["Retry-After"] = str(error.retry_after)
     return error_response(
         error.code, error.message, error.http_status, headers=headers, extra=extra
     )

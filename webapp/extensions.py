@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask, current_app, g
 from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.billing import BillingService, build_billing_service
 from core.config import Settings
+from core.metering import Meter
 from core.persistence.db import make_engine, make_session_factory
 from core.scoring.service import ScoringService, build_scoring_service
 
@@ -26,6 +29,13 @@ class Tonehub:
     sessions: sessionmaker[Session]
     redis: Redis
     scoring: ScoringService
+    meter: Meter
+    billing: BillingService
+
+    @property
+    def billing_grace(self) -> timedelta:
+        """How long a failed payment keeps the paid plan."""
+        return self.billing.config.grace
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -36,12 +46,15 @@ def init_app(app: Flask, settings: Settings) -> None:
     scoring = build_scoring_service(
         settings, redis=redis, scorer=app.config.get("SCORER")
     )
+    sessions = make_session_factory(engine)
     app.extensions["tonehub"] = Tonehub(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        sessions=sessions,
         redis=redis,
         scoring=scoring,
+        meter=Meter(redis, sessions),
+        billing=build_billing_service(settings),
     )
     app.teardown_appcontext(_close_db)
     logger.info("Tonehub ready; default model %s", scoring.registry.default)

@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Dict, Float, Integer, List, Nested, Raw, String
+from apiflask.fields import (
+    Boolean,
+    Date,
+    DateTime,
+    Dict,
+    Float,
+    Integer,
+    List,
+    Nested,
+    Raw,
+    String,
+)
 from marshmallow import ValidationError, post_dump
 
 
@@ -154,3 +165,89 @@ class HealthOut(Schema):
 class ReadyOut(Schema):
     status = String(required=True)
     checks = Dict(keys=String(), values=String(), required=True)
+
+
+class UsageQuery(Schema):
+    from_ = Date(
+        data_key="from",
+        load_default=None,
+        metadata={"description": "First day (UTC), default: this period's first."},
+    )
+    to = Date(load_default=None, metadata={"description": "Last day, default: today."})
+
+
+class PeriodOut(Schema):
+    id = String(required=True, metadata={"description": "Calendar month, '2026-12'."})
+    start = DateTime(required=True)
+    resets_at = DateTime(required=True)
+    used = Integer(required=True, metadata={"description": "Scored texts counted."})
+    limit = Integer(
+        required=True, allow_none=True, metadata={"description": "null: unlimited."}
+    )
+    remaining = Integer(required=True, allow_none=True)
+
+
+class UsageDayOut(Schema):
+    date = String(required=True)
+    total = Integer(required=True)
+    by_source = Dict(
+        keys=String(),
+        values=Integer(),
+        required=True,
+        metadata={"description": "api, slack, salesforce."},
+    )
+    by_label = Dict(keys=String(), values=Integer(), required=True)
+
+
+class UsageOut(Schema):
+    workspace_id = String(required=True)
+    plan = String(required=True, metadata={"enum": ["basic", "plus", "pro"]})
+    period = Nested(PeriodOut, required=True)
+    from_ = String(attribute="from", data_key="from", required=True)
+    to = String(required=True)
+    total = Integer(required=True, metadata={"description": "Texts in the range."})
+    by_api_key = Dict(keys=String(), values=Integer(), required=True)
+    daily = List(Nested(UsageDayOut), required=True)
+
+
+class CheckoutIn(Schema):
+    plan = String(
+        required=True, metadata={"enum": ["plus", "pro"], "description": "Paid plan."}
+    )
+
+
+class CheckoutOut(Schema):
+    id = String(required=True, metadata={"description": "Stripe Checkout Session id."})
+    url = String(required=True, metadata={"description": "Send the buyer here."})
+    plan = String(required=True)
+
+
+class PortalOut(Schema):
+    url = String(required=True, metadata={"description": "Stripe Customer Portal."})
+
+
+class StripeWebhookOut(Schema):
+    received = Boolean(required=True)
+    outcome = String(required=True)
+
+
+class SubscriptionOut(Schema):
+    id = String(required=True)
+    status = String(required=True, metadata={"description": "Stripe's status."})
+    current_period_end = DateTime(required=True, allow_none=True)
+    cancel_at_period_end = Boolean(required=True)
+
+
+class BillingOut(Schema):
+    plan = String(required=True, metadata={"description": "The plan in force."})
+    subscribed_plan = String(required=True)
+    monthly_quota = Integer(required=True, allow_none=True)
+    payment_failed = Boolean(required=True)
+    payment_failed_at = DateTime(required=True, allow_none=True)
+    downgrade_at = DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "When basic applies, if nothing changes."},
+    )
+    subscription = Nested(SubscriptionOut, required=True, allow_none=True)
+    has_billing_account = Boolean(required=True)

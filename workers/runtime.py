@@ -6,21 +6,41 @@ loaded once and shared copy-on-write by every job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
+from core.persistence.db import make_engine, make_session_factory
 from core.scoring.engine import Scorer
 from core.scoring.service import ScoringService, build_scoring_service
 
 
 @dataclass
 class Runtime:
-    """What jobs need: settings and the scoring service (models loaded)."""
+    """What jobs need: settings, Redis, the database and the models."""
 
     settings: Settings
     scoring: ScoringService
+    redis: Redis
+    _sessions: sessionmaker[Session] | None = field(default=None, repr=False)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """Database sessions; the engine is made on first use, i.e. after RQ
+        forked the work horse, so no connection crosses a fork."""
+        if self._sessions is None:
+            self._sessions = make_session_factory(
+                make_engine(self.settings.database_url)
+            )
+        return self._sessions
+
+    @property
+    def grace(self) -> timedelta:
+        """Payment grace period (decides the plan in force)."""
+        return timedelta(days=self.settings.payment_grace_days)
 
 
 _runtime: Runtime | None = None
@@ -29,10 +49,9 @@ _runtime: Runtime | None = None
 def configure(settings: Settings, *, scorer: Scorer | None = None) -> Runtime:
     """Build the process runtime and load the default model (unless given)."""
     global _runtime
-    scoring = build_scoring_service(
-        settings, redis=Redis.from_url(settings.redis_url), scorer=scorer
-    )
-    _runtime = Runtime(settings=settings, scoring=scoring)
+    redis = Redis.from_url(settings.redis_url)
+    scoring = build_scoring_service(settings, redis=redis, scorer=scorer)
+    _runtime = Runtime(settings=settings, scoring=scoring, redis=redis)
     return _runtime
 
 

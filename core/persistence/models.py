@@ -7,9 +7,18 @@ URLs and API answers, and unguessable ids are one more guard between tenants.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -35,7 +44,11 @@ class Base(DeclarativeBase):
 
 
 class Workspace(Base):
-    """A tenant: owns API keys, usage and (later) plans and connectors."""
+    """A tenant: owns API keys, usage, its plan and its Stripe subscription.
+
+    ``plan`` is the plan paid for (or set by an operator); the plan in force
+    also depends on the subscription fields, see ``core.billing.state``.
+    """
 
     __tablename__ = "workspaces"
 
@@ -46,6 +59,14 @@ class Workspace(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow
     )
+    plan: Mapped[str] = mapped_column(String(16), default="basic")
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(64))
+    subscription_status: Mapped[str | None] = mapped_column(String(32))
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    payment_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    billing_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="workspace")
 
 
@@ -69,3 +90,68 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     workspace: Mapped[Workspace] = relationship(back_populates="api_keys")
+
+
+class UsageDaily(Base):
+    """Scored texts per workspace, day (UTC), source, API key and label.
+
+    ``api_key_id`` is ``""`` for usage without a key (Slack, Salesforce). No
+    text is ever stored here.
+    """
+
+    __tablename__ = "usage_daily"
+
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    label: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsageFlush(Base):
+    """A flush batch applied to ``usage_daily``: makes the flush idempotent."""
+
+    __tablename__ = "usage_flushes"
+
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(32), index=True)
+    units: Mapped[int] = mapped_column(BigInteger)
+    applied_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+
+
+class UsageEvent(Base):
+    """A usage threshold crossed, recorded once per workspace, period and quota."""
+
+    __tablename__ = "usage_events"
+    __table_args__ = (UniqueConstraint("workspace_id", "period", "threshold", "quota"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    period: Mapped[str] = mapped_column(String(7))
+    threshold: Mapped[int] = mapped_column(Integer)
+    quota: Mapped[int] = mapped_column(BigInteger)
+    used: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event processed (its id makes handling idempotent)."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    workspace_id: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    processed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )

@@ -14,12 +14,18 @@ def test_migrations_match_models(db_engine: Engine) -> None:
     with db_engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert {"workspaces", "api_keys", "alembic_version"} <= set(
-        inspect(db_engine).get_table_names()
-    )
+    assert {
+        "workspaces",
+        "api_keys",
+        "usage_daily",
+        "usage_flushes",
+        "usage_events",
+        "stripe_events",
+        "alembic_version",
+    } <= set(inspect(db_engine).get_table_names())
 
 
 def test_upgrade_is_idempotent(db_engine: Engine) -> None:
     upgrade(db_engine)
     with db_engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == "0002"

@@ -17,16 +17,24 @@ from core.errors import (
 )
 from webapp.auth import require_api_key
 from webapp.extensions import tonehub
+from webapp.metering import admit_request, finish_request, record_scored
 from webapp.schemas import BatchIn, BatchOut, ModelsOut, SentimentIn, SentimentOut
 
 bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="Sentiment")
+# Order matters: who is calling, then admission (so that every answer to an
+# authenticated caller carries the rate-limit headers), then the body checks.
 bp.before_request(require_api_key)
+bp.before_request(admit_request)
+bp.after_request(finish_request)
 
 AUTH: list[str | dict[str, list[Any]]] = [{"bearer": []}, {"apiKey": []}]
 BATCH_MAX_CHARS = 500_000
 """Characters in all texts of one batch request (keeps a request under ~10 s)."""
 
-AUTH_ERRORS = {401: "unauthorized"}
+AUTH_ERRORS = {401: "unauthorized", 429: "rate_limited, quota_exceeded"}
+JSON_BODY_ENDPOINTS = frozenset(
+    {"api.score_text", "api.score_batch", "api.billing_checkout"}
+)
 BODY_ERRORS = {
     **AUTH_ERRORS,
     413: "payload_too_large",
@@ -53,7 +61,7 @@ def _require_json() -> None:
     4,300-digit numbers makes the parser raise something other than a decode
     error. Each gets its own 4xx here instead of a wrong answer or a 500.
     """
-    if request.method != "POST":
+    if request.endpoint not in JSON_BODY_ENDPOINTS:
         return
     if not request.is_json:
         raise UnsupportedMediaType(
@@ -80,12 +88,14 @@ def _require_json() -> None:
 @bp.doc(summary="Score one text", security=AUTH, responses=SINGLE_ERRORS)
 def score_text(body: dict[str, Any]) -> dict[str, Any]:
     """Score one text; optionally its sentences and word contributions."""
-    return tonehub().scoring.score(
+    result = tonehub().scoring.score(
         [body["text"]],
         model=body["model"],
         sentences=body["sentences"],
         explain=body["explain"],
     )[0]
+    record_scored([result["label"]])
+    return result
 
 
 @bp.post("/sentiment/batch")
@@ -112,6 +122,7 @@ def score_batch(body: dict[str, Any]) -> dict[str, Any]:
     results = tonehub().scoring.score_each(
         texts, model=body["model"], sentences=body["sentences"], explain=body["explain"]
     )
+    record_scored(r["label"] for r in results if "label" in r)
     return {"results": [{"index": i, **r} for i, r in enumerate(results)]}
 
 

@@ -136,6 +136,14 @@ PROFILES: dict[str, dict[str, int | None]] = {
         "airline/train": None,
         "tweet_sentiment_extraction/train": None,
     },
+    "tweets": {
+        # Weighted towards short informal text: half the SST-2 sample of ``full``
+        # (tweets are the largest part of the mix); meant for two epochs.
+        "sst2/train": 8000,
+        "sst5/train": None,
+        "airline/train": None,
+        "tweet_sentiment_extraction/train": None,
+    },
     "commercial": {
         # Only DynaSent grants commercial use (CC BY 4.0), and only its dev splits
         # are available here: this profile trains on them and is measured on the

@@ -1,0 +1,286 @@
+"""Billing flows: Checkout, Customer Portal and Stripe webhook events.
+
+Webhook handling is idempotent by event id and independent of delivery order:
+each event only tells *which* subscription changed; the subscription is then
+fetched from Stripe and mirrored (``core.billing.state``). Processing holds
+the workspace's row lock from the fetch to the commit, so two concurrent
+deliveries cannot write an older snapshot over a newer one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.billing.state import (
+    apply_subscription,
+    plan_in_force,
+    snapshot_from_stripe,
+)
+from core.billing.stripe_gateway import StripeGateway
+from core.errors import (
+    BillingNotConfigured,
+    InvalidRequest,
+    NoBillingAccount,
+    NotFound,
+    SubscriptionExists,
+)
+from core.persistence.models import StripeEvent, Workspace, as_utc
+from core.plans import PlanName, get_plan
+
+logger = logging.getLogger(__name__)
+
+SUBSCRIPTION_EVENTS = frozenset(
+    {
+        "checkout.session.completed",
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+        "invoice.paid",
+        "invoice.payment_failed",
+    }
+)
+"""Events that change a workspace's billing state."""
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    """Billing settings.
+
+    Attributes:
+        prices: Plan -> Stripe price id (only paid plans).
+        public_url: Where the dashboard lives (Checkout returns there).
+        grace: How long a failed payment keeps the paid plan.
+    """
+
+    prices: Mapping[PlanName, str]
+    public_url: str
+    grace: timedelta
+
+    @property
+    def plans_by_price(self) -> dict[str, PlanName]:
+        """Stripe price id -> plan."""
+        return {price: plan for plan, price in self.prices.items() if price}
+
+
+def _lock_workspace(session: Session, workspace_id: str) -> Workspace | None:
+    # A no-op UPDATE takes the row lock on PostgreSQL and the write lock on
+    # SQLite, both held to commit: billing changes of one workspace serialise.
+    session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace_id)
+        .values(id=Workspace.id)
+        .execution_options(synchronize_session=False)
+    )
+    workspace = session.get(Workspace, workspace_id, populate_existing=True)
+    return workspace
+
+
+class BillingService:
+    """Checkout, Portal and webhook handling for workspaces.
+
+    Args:
+        gateway: The Stripe gateway.
+        config: Prices, public URL, grace period.
+    """
+
+    def __init__(self, gateway: StripeGateway, config: BillingConfig) -> None:
+        self.gateway = gateway
+        self.config = config
+
+    def checkout(
+        self, session: Session, workspace_id: str, plan: str
+    ) -> dict[str, str]:
+        """Start a Stripe Checkout for a paid plan.
+
+        Returns:
+            ``{"id", "url", "plan"}`` of the Checkout Session.
+
+        Raises:
+            InvalidRequest: Not a paid plan.
+            SubscriptionExists: A live subscription exists (use the portal).
+            BillingNotConfigured: No price for the plan.
+        """
+        target = get_plan(plan)
+        if not target.paid:
+            raise InvalidRequest(
+                "Checkout is for the paid plans 'plus' and 'pro'.", field="plan"
+            )
+        price = self.config.prices.get(target.name)
+        if not price:
+            raise BillingNotConfigured(f"No Stripe price is configured for {plan}.")
+        workspace = _lock_workspace(session, workspace_id)
+        if workspace is None:
+            raise NotFound(f"Workspace {workspace_id} not found.")
+        if workspace.subscription_status in ("active", "trialing", "past_due"):
+            raise SubscriptionExists(
+                "This workspace already has a subscription; change or cancel it "
+                "in the customer portal (POST /v1/billing/portal)."
+            )
+        if workspace.stripe_customer_id is None:
+            workspace.stripe_customer_id = self.gateway.create_customer(
+                workspace.id, workspace.name
+            )
+        customer = workspace.stripe_customer_id
+        session.commit()
+        base = self.config.public_url.rstrip("/")
+        checkout_id, url = self.gateway.create_checkout_session(
+            customer=customer,
+            price=price,
+            workspace_id=workspace_id,
+            success_url=f"{base}/dashboard/billing?checkout=success",
+            cancel_url=f"{base}/dashboard/billing?checkout=cancelled",
+        )
+        logger.info("Checkout %s started for workspace %s", checkout_id, workspace_id)
+        return {"id": checkout_id, "url": url, "plan": target.name.value}
+
+    def portal(self, session: Session, workspace_id: str) -> dict[str, str]:
+        """A Customer Portal URL for the workspace's Stripe customer.
+
+        Raises:
+            NoBillingAccount: The workspace never started a checkout.
+        """
+        workspace = session.get(Workspace, workspace_id)
+        if workspace is None or workspace.stripe_customer_id is None:
+            raise NoBillingAccount(
+                "This workspace has no billing account yet; start with "
+                "POST /v1/billing/checkout."
+            )
+        base = self.config.public_url.rstrip("/")
+        url = self.gateway.create_portal_session(
+            customer=workspace.stripe_customer_id,
+            return_url=f"{base}/dashboard/billing",
+        )
+        return {"url": url}
+
+    def handle_event(
+        self, session: Session, event: Mapping[str, Any], *, now: datetime | None = None
+    ) -> str:
+        """Apply one verified Stripe event, at most once.
+
+        Returns:
+            ``"processed"``, ``"duplicate"``, ``"ignored"`` (not a billing
+            event) or ``"unknown_workspace"``.
+        """
+        now = now or datetime.now(UTC)
+        event_id, kind = str(event["id"]), str(event["type"])
+        if session.get(StripeEvent, event_id) is not None:
+            return "duplicate"
+        outcome, workspace_id = "ignored", None
+        if kind in SUBSCRIPTION_EVENTS:
+            obj = (event.get("data") or {}).get("object") or {}
+            workspace_id = self._workspace_for(session, obj)
+            outcome = "unknown_workspace"
+            if workspace_id is not None:
+                outcome = self._sync(session, workspace_id, obj, kind, now=now)
+        session.add(
+            StripeEvent(
+                id=event_id, type=kind, workspace_id=workspace_id, outcome=outcome
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # the same event, delivered twice at once
+            session.rollback()
+            return "duplicate"
+        logger.info("Stripe event %s (%s): %s", event_id, kind, outcome)
+        return outcome
+
+    def _workspace_for(self, session: Session, obj: Mapping[str, Any]) -> str | None:
+        for candidate in (
+            obj.get("client_reference_id"),
+            (obj.get("metadata") or {}).get("workspace_id"),
+        ):
+            if candidate and session.get(Workspace, candidate) is not None:
+                return str(candidate)
+        customer = obj.get("customer")
+        if customer:
+            found = session.scalar(
+                select(Workspace.id).where(Workspace.stripe_customer_id == customer)
+            )
+            if found is not None:
+                return str(found)
+        return None
+
+    def _sync(
+        self,
+        session: Session,
+        workspace_id: str,
+        obj: Mapping[str, Any],
+        kind: str,
+        *,
+        now: datetime,
+    ) -> str:
+        subscription_id = _subscription_id(obj, kind)
+        workspace = _lock_workspace(session, workspace_id)
+        if workspace is None:
+            return "unknown_workspace"
+        if workspace.stripe_customer_id is None and obj.get("customer"):
+            workspace.stripe_customer_id = str(obj["customer"])
+        if subscription_id is None:
+            return "no_subscription"
+        snapshot = snapshot_from_stripe(
+            self.gateway.retrieve_subscription(subscription_id)
+        )
+        applied = apply_subscription(
+            workspace, snapshot, prices=self.config.plans_by_price, now=now
+        )
+        return "processed" if applied else "stale_subscription"
+
+    def status(
+        self, session: Session, workspace_id: str, *, now: datetime
+    ) -> dict[str, Any]:
+        """The workspace's billing state as the API and dashboard show it."""
+        workspace = session.get(Workspace, workspace_id)
+        if workspace is None:
+            raise NotFound(f"Workspace {workspace_id} not found.")
+        in_force = plan_in_force(workspace, now=now, grace=self.config.grace)
+        failed = as_utc(workspace.payment_failed_at)
+        ends = as_utc(workspace.current_period_end)
+        downgrade_at = None
+        if failed is not None:
+            downgrade_at = failed + self.config.grace
+        elif workspace.cancel_at_period_end and ends is not None:
+            downgrade_at = ends
+        subscription = None
+        if workspace.stripe_subscription_id:
+            subscription = {
+                "id": workspace.stripe_subscription_id,
+                "status": workspace.subscription_status,
+                "current_period_end": ends,
+                "cancel_at_period_end": workspace.cancel_at_period_end,
+            }
+        return {
+            "plan": in_force.name.value,
+            "subscribed_plan": workspace.plan,
+            "monthly_quota": in_force.monthly_quota,
+            "payment_failed": failed is not None,
+            "payment_failed_at": failed,
+            "downgrade_at": downgrade_at,
+            "subscription": subscription,
+            "has_billing_account": workspace.stripe_customer_id is not None,
+        }
+
+    def plan_of(self, workspace: Workspace, *, now: datetime) -> PlanName:
+        """The plan in force for a workspace."""
+        return plan_in_force(workspace, now=now, grace=self.config.grace).name
+
+
+def _subscription_id(obj: Mapping[str, Any], kind: str) -> str | None:
+    if kind.startswith("customer.subscription."):
+        return str(obj["id"])
+    sub = obj.get("subscription")
+    if sub is None and kind.startswith("invoice."):
+        # API 2025-03-31 and later: invoice.parent.subscription_details.
+        parent = obj.get("parent") or {}
+        sub = (parent.get("subscription_details") or {}).get("subscription")
+    if isinstance(sub, Mapping):
+        sub = sub.get("id")
+    return str(sub) if sub else None
