@@ -22,13 +22,18 @@ Headers:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 
 from flask import Response, g, request
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from core.metering import Admission, record_usage
+from core.errors import ServiceUnavailable
+from core.metering import Admission, record_usage_durably
 from webapp.extensions import tonehub
+
+logger = logging.getLogger(__name__)
 
 
 def request_cost() -> int:
@@ -62,7 +67,13 @@ def admit_request() -> None:
     ext = tonehub()
     if not ext.settings.metering:
         return
-    admission = ext.meter.admit(g.workspace_id, g.plan, request_cost())
+    try:
+        admission = ext.meter.admit(g.workspace_id, g.plan, request_cost())
+    except RedisError as exc:
+        # Without the counters nothing can be admitted exactly: fail closed.
+        raise ServiceUnavailable(
+            "Usage metering is unavailable right now; try again shortly."
+        ) from exc
     g.admission = admission
     g.units_used = 0
     admission.raise_if_refused()
@@ -74,8 +85,9 @@ def record_scored(labels: Iterable[str]) -> None:
     admission: Admission | None = g.get("admission")
     if admission is None:
         return
-    g.units_used += record_usage(
+    g.units_used += record_usage_durably(
         ext.redis,
+        ext.sessions,
         g.workspace_id,
         source="api",
         labels=labels,
@@ -93,8 +105,13 @@ def finish_request(response: Response) -> Response:
     if admission.admitted:
         unused = admission.cost - g.get("units_used", 0)
         if unused > 0:
-            tonehub().meter.refund(g.workspace_id, admission.period, unused)
-            used -= unused
+            try:
+                tonehub().meter.refund(g.workspace_id, admission.period, unused)
+                used -= unused
+            except RedisError:  # the caller keeps its answer; the units stay taken
+                logger.warning(
+                    "Refund of %d units for %s failed", unused, g.workspace_id
+                )
     for name, value in rate_headers(admission, used=used).items():
         response.headers[name] = value
     return response

@@ -12,6 +12,7 @@ from core.metering.ledger import (
     daily_usage,
     month_total,
     record_usage,
+    record_usage_durably,
 )
 from core.metering.periods import period_end, period_of, period_start
 
@@ -29,4 +30,5 @@ __all__ = [
     "period_of",
     "period_start",
     "record_usage",
+    "record_usage_durably",
 ]

@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -161,6 +162,39 @@ def record_usage(
             pipe.hincrby(pending, UsageKey(day, source, api_key_id, label).encode(), n)
         pipe.sadd(DIRTY_KEY, workspace_id)
         pipe.execute()
+    return sum(counts.values())
+
+
+def record_usage_durably(
+    redis: Redis,
+    sessions: sessionmaker[Session],
+    workspace_id: str,
+    *,
+    source: str,
+    labels: Iterable[str],
+    day: date,
+    api_key_id: str = "",
+) -> int:
+    """``record_usage``, falling back to a direct ledger write if Redis fails.
+
+    Texts already scored are never left unrecorded because Redis went away
+    between admission and the end of the request.
+    """
+    labels = list(labels)
+    try:
+        return record_usage(
+            redis,
+            workspace_id,
+            source=source,
+            labels=labels,
+            day=day,
+            api_key_id=api_key_id,
+        )
+    except RedisError:
+        logger.warning("Redis failed; usage of %s written to the ledger", workspace_id)
+    counts = Counter(UsageKey(day, source, api_key_id, label) for label in labels)
+    with sessions() as session:
+        apply_batch(session, workspace_id, _batch_id(), counts)
     return sum(counts.values())
 
 

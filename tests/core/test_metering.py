@@ -317,3 +317,22 @@ def test_usage_survives_a_real_redis_restart(tmp_path, sessions, ws: str) -> Non
         assert meter.admit(ws, tiny(10), 3).admitted
     finally:
         server.shutdown()
+
+
+def test_usage_reaches_the_ledger_when_redis_fails(sessions, ws: str) -> None:
+    from core.metering import record_usage_durably
+
+    dead = Redis(host="127.0.0.1", port=1, socket_timeout=0.2)
+    n = record_usage_durably(
+        dead,
+        sessions,
+        ws,
+        source="api",
+        labels=["positive", "negative"],
+        day=TODAY,
+        api_key_id="key_9",
+    )
+    assert n == 2
+    assert ledger(sessions, ws) == Counter(
+        {("api", "key_9", "positive"): 1, ("api", "key_9", "negative"): 1}
+    )

@@ -177,3 +177,16 @@ def test_responses_match_the_spec(client, auth, spec) -> None:
         last = client.get("/v1/models", headers=auth)
     check_against_spec(spec, "/v1/models", "get", last)
     assert last.status_code == 429
+
+
+def test_redis_down_fails_closed_with_503(app, client, auth) -> None:
+    from redis import Redis
+
+    from core.metering import Meter
+
+    ext = app.extensions["tonehub"]
+    dead = Redis(host="127.0.0.1", port=1, socket_timeout=0.2)
+    ext.meter, ext.redis = Meter(dead, ext.sessions), dead
+    response = client.post("/v1/sentiment", json={"text": "hi"}, headers=auth)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "unavailable"
