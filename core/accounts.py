@@ -81,6 +81,10 @@ def get_workspace(session: Session, workspace_id: str) -> Workspace:
 def set_plan(session: Session, workspace_id: str, plan: str) -> Workspace:
     """Put a workspace on a plan (an operator's decision; Stripe may override).
 
+    The override clears what would end a paid plan early (a cancellation at
+    the period's end, a failed payment's grace period); the next event of a
+    live Stripe subscription sets the plan again.
+
     Raises:
         NotFound: No such workspace.
         InvalidRequest: No such plan.
@@ -88,6 +92,8 @@ def set_plan(session: Session, workspace_id: str, plan: str) -> Workspace:
     chosen = get_plan(plan)
     workspace = get_workspace(session, workspace_id)
     workspace.plan = chosen.name.value
+    workspace.cancel_at_period_end = False
+    workspace.payment_failed_at = None
     session.commit()
     logger.info("Workspace %s set to plan %s", workspace_id, chosen.name.value)
     return workspace
@@ -133,6 +139,9 @@ def list_api_keys(session: Session, workspace_id: str) -> list[ApiKey]:
 
 def revoke_api_key(session: Session, workspace_id: str, key_id: str) -> ApiKey:
     """Revoke a key of a workspace (idempotent).
+
+    A caller that serves requests through ``core.authcache.AuthCache`` must
+    then call its ``forget_key`` so the revocation applies at once.
 
     Raises:
         NotFound: No such key in this workspace.

@@ -215,7 +215,9 @@ class ApiKeyActions:
 
     def revoke(self, workspace_id: str, key_id: str) -> None:
         with self._session() as s:
-            accounts.revoke_api_key(s, workspace_id, key_id)
+            key = accounts.revoke_api_key(s, workspace_id, key_id)
+        # As every caller must: the auth cache would answer for up to a minute.
+        self.app.extensions["tonehub"].auth.forget_key(key.key_hash)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

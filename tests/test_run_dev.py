@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -83,6 +84,22 @@ def _score(port: int, key: str, text: str) -> dict:
         return json.loads(r.read())
 
 
+def _raw_post(port: int, path: str, chunked_body: bytes) -> tuple[int, bytes]:
+    """POST a hand-made chunked body; returns status and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Stripe-Signature: t=1,v1=00\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + chunked_body
+        )
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
 def _stop(proc: subprocess.Popen[str]) -> list[psutil.Process]:
     """Ctrl-C as a terminal sends it: SIGINT to the whole foreground group.
 
@@ -135,6 +152,27 @@ def test_make_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.3)
         assert job.return_value()[0]["label"] == "positive"
         redis.close()
+
+        # The scheduler it started flushes the three scored texts to the ledger.
+        db = sqlite3.connect(tmp_path / "dev.db")
+        deadline = time.monotonic() + 60
+        total = 0
+        while total < 3 and time.monotonic() < deadline:
+            time.sleep(1)
+            total = db.execute(
+                "SELECT COALESCE(SUM(count), 0) FROM usage_daily"
+            ).fetchone()[0]
+        db.close()
+        assert total == 3
+
+        # Chunked bodies through gunicorn: malformed, and over the size limit.
+        status, body = _raw_post(port, "/webhooks/stripe", b"zz\r\nabc\r\n0\r\n\r\n")
+        assert status == 400 and json.loads(body)["error"]["code"] == "invalid_request"
+        big = b"".join(b"%x\r\n%s\r\n" % (65536, b"a" * 65536) for _ in range(40))
+        status, body = _raw_post(port, "/webhooks/stripe", big + b"0\r\n\r\n")
+        assert (
+            status == 413 and json.loads(body)["error"]["code"] == "payload_too_large"
+        )
     finally:
         _stop(proc)
     # Every process is gone: the port is free and the embedded Redis is down.

@@ -61,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     from webapp import cli, errors, extensions
     from webapp.api import bp as api_bp
     from webapp.health import bp as health_bp
+    from webapp.pages import bp as pages_bp
     from webapp.webhooks import bp as webhooks_bp
 
     extensions.init_app(app, settings)
@@ -69,4 +70,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(pages_bp)
     return app

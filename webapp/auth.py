@@ -6,10 +6,8 @@ from datetime import UTC, datetime
 
 from flask import g, request
 
-from core.accounts import authenticate
 from core.billing.state import plan_in_force
-from core.persistence.models import ApiKey
-from webapp.extensions import get_db, tonehub
+from webapp.extensions import tonehub
 
 
 def key_from_request() -> str | None:
@@ -32,7 +30,8 @@ def require_api_key() -> None:
     force, which admission checks against).
     """
     now = datetime.now(UTC)
-    key: ApiKey = authenticate(get_db(), key_from_request(), now=now)
-    g.api_key_id = key.id
-    g.workspace_id = key.workspace_id
-    g.plan = plan_in_force(key.workspace, now=now, grace=tonehub().billing_grace)
+    ext = tonehub()
+    principal = ext.auth.authenticate(key_from_request(), now=now)
+    g.api_key_id = principal.key_id
+    g.workspace_id = principal.workspace_id
+    g.plan = plan_in_force(principal.workspace, now=now, grace=ext.billing_grace)

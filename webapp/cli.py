@@ -93,9 +93,10 @@ def revoke_key(workspace_id: str, key_id: str) -> None:
     """Revoke a key."""
     with tonehub().sessions() as session:
         try:
-            accounts.revoke_api_key(session, workspace_id, key_id)
+            key = accounts.revoke_api_key(session, workspace_id, key_id)
         except NotFound as exc:
             raise click.ClickException(exc.message) from exc
+        tonehub().auth.forget_key(key.key_hash)
     click.echo(f"Revoked {key_id}.")
 
 
@@ -113,6 +114,7 @@ def set_plan(workspace_id: str, plan: str) -> None:
             accounts.set_plan(session, workspace_id, plan)
         except NotFound as exc:
             raise click.ClickException(exc.message) from exc
+    tonehub().auth.forget_workspace(workspace_id)
     click.echo(f"Workspace {workspace_id} is on {plan}.")
 
 

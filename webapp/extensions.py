@@ -11,6 +11,7 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.authcache import AuthCache
 from core.billing import BillingService, build_billing_service
 from core.config import Settings
 from core.metering import Meter
@@ -31,6 +32,7 @@ class Tonehub:
     scoring: ScoringService
     meter: Meter
     billing: BillingService
+    auth: AuthCache
 
     @property
     def billing_grace(self) -> timedelta:
@@ -47,6 +49,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         settings, redis=redis, scorer=app.config.get("SCORER")
     )
     sessions = make_session_factory(engine)
+    auth = AuthCache(redis, sessions)
     app.extensions["tonehub"] = Tonehub(
         settings=settings,
         engine=engine,
@@ -54,7 +57,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         redis=redis,
         scoring=scoring,
         meter=Meter(redis, sessions),
-        billing=build_billing_service(settings),
+        billing=build_billing_service(settings, on_change=auth.forget_workspace),
+        auth=auth,
     )
     app.teardown_appcontext(_close_db)
     logger.info("Tonehub ready; default model %s", scoring.registry.default)

@@ -1,11 +1,19 @@
 """Admission, usage recording and rate-limit headers for ``/v1``.
 
-Every authenticated ``/v1`` request is admitted once, before its view runs,
-with its cost read from the body (one unit per text): the rate limit and the
-monthly quota are checked and taken together in Redis. Units that end up not
-scored (a request refused by validation, a failed batch item, an error) are
-given back after the response is built, and every response carries the
-headers below.
+Every authenticated ``/v1`` request is admitted exactly once by one Redis
+script that checks the rate limit and the monthly quota together:
+
+- Scoring calls are admitted after their input is validated and before the
+  model runs, with their true cost: the texts that will be scored (the
+  ``admit`` hook of ``ScoringService``). A text that fails validation costs
+  nothing, and an over-quota caller still learns about a bad request first.
+- Other calls are admitted with cost 0 before their view runs (a rate-limit
+  token, no quota).
+- A request refused before admission (a malformed body, a schema error) is
+  admitted with cost 0 when its answer is built, so it still takes a
+  rate-limit token and carries the headers.
+
+Units admitted but not scored (an error after admission) are given back.
 
 Headers:
     ``RateLimit-Policy``/``RateLimit``: the IETF draft fields
@@ -21,13 +29,11 @@ Headers:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 
 from flask import Response, g, request
 from redis.exceptions import RedisError
-from werkzeug.exceptions import HTTPException
 
 from core.errors import ServiceUnavailable
 from core.metering import Admission, record_usage_durably
@@ -35,48 +41,35 @@ from webapp.extensions import tonehub
 
 logger = logging.getLogger(__name__)
 
-
-def request_cost() -> int:
-    """Texts the current request asks to score (0 when it scores none).
-
-    A body that will fail validation costs what it claims up to the batch
-    limit; its units are refunded when the 4xx is sent.
-    """
-    if request.method != "POST" or request.endpoint not in COSTED_ENDPOINTS:
-        return 0
-    try:
-        body = json.loads(request.get_data(cache=True) or b"null")
-    except (ValueError, RecursionError, OSError, HTTPException):
-        return 0  # the body checks that follow answer with the right 4xx
-    if not isinstance(body, dict):
-        return 0
-    if request.endpoint == "api.score_text":
-        return 1
-    texts = body.get("texts")
-    limit = tonehub().settings.max_batch
-    if isinstance(texts, list) and 0 < len(texts) <= limit:
-        return len(texts)
-    return 0
-
-
 COSTED_ENDPOINTS = frozenset({"api.score_text", "api.score_batch"})
+"""Views that admit their validated cost through ``admit_units``."""
 
 
-def admit_request() -> None:
-    """``before_request``: admit the request or raise ``LimitExceeded``."""
+def admit_units(cost: int) -> None:
+    """Admit the current request for ``cost`` texts, or raise.
+
+    Raises:
+        RateLimited, QuotaExceeded: Refused; nothing was taken.
+        ServiceUnavailable: Redis is down (metering fails closed).
+    """
     ext = tonehub()
     if not ext.settings.metering:
         return
     try:
-        admission = ext.meter.admit(g.workspace_id, g.plan, request_cost())
+        admission = ext.meter.admit(g.workspace_id, g.plan, cost)
     except RedisError as exc:
-        # Without the counters nothing can be admitted exactly: fail closed.
         raise ServiceUnavailable(
             "Usage metering is unavailable right now; try again shortly."
         ) from exc
     g.admission = admission
     g.units_used = 0
     admission.raise_if_refused()
+
+
+def admit_request() -> None:
+    """``before_request``: admit calls that score nothing (cost 0)."""
+    if request.endpoint not in COSTED_ENDPOINTS:
+        admit_units(0)
 
 
 def record_scored(labels: Iterable[str]) -> None:
@@ -97,21 +90,25 @@ def record_scored(labels: Iterable[str]) -> None:
 
 
 def finish_request(response: Response) -> Response:
-    """``after_request``: refund what was not scored, then set the headers."""
+    """``after_request``: admit what was refused early, refund, set headers."""
+    ext = tonehub()
+    if not ext.settings.metering or "workspace_id" not in g:
+        return response
     admission: Admission | None = g.get("admission")
     if admission is None:
-        return response
+        try:
+            admission = ext.meter.admit(g.workspace_id, g.plan, 0)
+        except RedisError:
+            return response
+        g.units_used = 0
     used = admission.used
-    if admission.admitted:
-        unused = admission.cost - g.get("units_used", 0)
-        if unused > 0:
-            try:
-                tonehub().meter.refund(g.workspace_id, admission.period, unused)
-                used -= unused
-            except RedisError:  # the caller keeps its answer; the units stay taken
-                logger.warning(
-                    "Refund of %d units for %s failed", unused, g.workspace_id
-                )
+    unused = admission.cost - g.get("units_used", 0) if admission.admitted else 0
+    if unused > 0:
+        try:
+            ext.meter.refund(g.workspace_id, admission.period, unused)
+            used -= unused
+        except RedisError:  # the caller keeps its answer; the units stay taken
+            logger.warning("Refund of %d units for %s failed", unused, g.workspace_id)
     for name, value in rate_headers(admission, used=used).items():
         response.headers[name] = value
     return response

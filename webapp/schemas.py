@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from apiflask import Schema
@@ -167,13 +168,24 @@ class ReadyOut(Schema):
     checks = Dict(keys=String(), values=String(), required=True)
 
 
+class IsoDay(Date):
+    """A calendar day written exactly ``YYYY-MM-DD``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValidationError("Not a date: use YYYY-MM-DD.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class UsageQuery(Schema):
-    from_ = Date(
+    from_ = IsoDay(
         data_key="from",
         load_default=None,
         metadata={"description": "First day (UTC), default: this period's first."},
     )
-    to = Date(load_default=None, metadata={"description": "Last day, default: today."})
+    to = IsoDay(
+        load_default=None, metadata={"description": "Last day, default: today."}
+    )
 
 
 class PeriodOut(Schema):
@@ -228,7 +240,14 @@ class PortalOut(Schema):
 
 class StripeWebhookOut(Schema):
     received = Boolean(required=True)
-    outcome = String(required=True)
+    outcome = String(
+        required=True,
+        metadata={
+            "enum": ["processed", "duplicate", "ignored", "unknown_workspace"],
+            "description": "ignored: not a billing event; unknown_workspace: "
+            "no Tonehub workspace has this customer.",
+        },
+    )
 
 
 class SubscriptionOut(Schema):

@@ -10,7 +10,7 @@ deliveries cannot write an older snapshot over a newer one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.billing.state import (
     apply_subscription,
+    choose_subscription,
     plan_in_force,
     snapshot_from_stripe,
 )
@@ -89,11 +90,20 @@ class BillingService:
     Args:
         gateway: The Stripe gateway.
         config: Prices, public URL, grace period.
+        on_change: Called with a workspace id after its billing state
+            changed (the web app drops its cached plan).
     """
 
-    def __init__(self, gateway: StripeGateway, config: BillingConfig) -> None:
+    def __init__(
+        self,
+        gateway: StripeGateway,
+        config: BillingConfig,
+        *,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self.gateway = gateway
         self.config = config
+        self.on_change = on_change
 
     def checkout(
         self, session: Session, workspace_id: str, plan: str
@@ -106,6 +116,7 @@ class BillingService:
         Raises:
             InvalidRequest: Not a paid plan.
             SubscriptionExists: A live subscription exists (use the portal).
+            BillingUnavailable, BillingError: Stripe failed or refused.
             BillingNotConfigured: No price for the plan.
         """
         target = get_plan(plan)
@@ -119,25 +130,35 @@ class BillingService:
         workspace = _lock_workspace(session, workspace_id)
         if workspace is None:
             raise NotFound(f"Workspace {workspace_id} not found.")
-        if workspace.subscription_status in ("active", "trialing", "past_due"):
-            raise SubscriptionExists(
-                "This workspace already has a subscription; change or cancel it "
-                "in the customer portal (POST /v1/billing/portal)."
-            )
+        live = workspace.subscription_status in ("active", "trialing", "past_due")
         if workspace.stripe_customer_id is None:
             workspace.stripe_customer_id = self.gateway.create_customer(
                 workspace.id, workspace.name
             )
-        customer = workspace.stripe_customer_id
-        session.commit()
+        elif not live:
+            # Stripe may know of a subscription whose events have not arrived.
+            subs = self.gateway.list_subscriptions(workspace.stripe_customer_id)
+            live = any(snapshot_from_stripe(s).live for s in subs)
+        if live:
+            session.commit()
+            raise SubscriptionExists(
+                "This workspace already has a subscription; change or cancel it "
+                "in the customer portal (POST /v1/billing/portal)."
+            )
+        if workspace.pending_checkout_id:
+            # One open checkout at a time: two paid pages would be two
+            # subscriptions (and two charges).
+            self.gateway.expire_checkout_session(workspace.pending_checkout_id)
         base = self.config.public_url.rstrip("/")
         checkout_id, url = self.gateway.create_checkout_session(
-            customer=customer,
+            customer=workspace.stripe_customer_id,
             price=price,
             workspace_id=workspace_id,
-            success_url=f"{base}/dashboard/billing?checkout=success",
-            cancel_url=f"{base}/dashboard/billing?checkout=cancelled",
+            success_url=f"{base}/billing/complete",
+            cancel_url=f"{base}/billing/cancelled",
         )
+        workspace.pending_checkout_id = checkout_id
+        session.commit()
         logger.info("Checkout %s started for workspace %s", checkout_id, workspace_id)
         return {"id": checkout_id, "url": url, "plan": target.name.value}
 
@@ -156,7 +177,7 @@ class BillingService:
         base = self.config.public_url.rstrip("/")
         url = self.gateway.create_portal_session(
             customer=workspace.stripe_customer_id,
-            return_url=f"{base}/dashboard/billing",
+            return_url=f"{base}/billing/complete",
         )
         return {"url": url}
 
@@ -175,11 +196,11 @@ class BillingService:
             return "duplicate"
         outcome, workspace_id = "ignored", None
         if kind in SUBSCRIPTION_EVENTS:
-            obj = (event.get("data") or {}).get("object") or {}
+            obj = event["data"]["object"]  # a dict: checked by verify_event
             workspace_id = self._workspace_for(session, obj)
             outcome = "unknown_workspace"
             if workspace_id is not None:
-                outcome = self._sync(session, workspace_id, obj, kind, now=now)
+                outcome = self._sync(session, workspace_id, obj, now=now)
         session.add(
             StripeEvent(
                 id=event_id, type=kind, workspace_id=workspace_id, outcome=outcome
@@ -191,16 +212,21 @@ class BillingService:
             session.rollback()
             return "duplicate"
         logger.info("Stripe event %s (%s): %s", event_id, kind, outcome)
+        if outcome == "processed" and workspace_id and self.on_change:
+            self.on_change(workspace_id)
         return outcome
 
     def _workspace_for(self, session: Session, obj: Mapping[str, Any]) -> str | None:
+        metadata = obj.get("metadata")
         for candidate in (
-            obj.get("client_reference_id"),
-            (obj.get("metadata") or {}).get("workspace_id"),
+            _text(obj.get("client_reference_id")),
+            _text(metadata.get("workspace_id"))
+            if isinstance(metadata, Mapping)
+            else None,
         ):
             if candidate and session.get(Workspace, candidate) is not None:
-                return str(candidate)
-        customer = obj.get("customer")
+                return candidate
+        customer = _text(obj.get("customer"))
         if customer:
             found = session.scalar(
                 select(Workspace.id).where(Workspace.stripe_customer_id == customer)
@@ -214,25 +240,34 @@ class BillingService:
         session: Session,
         workspace_id: str,
         obj: Mapping[str, Any],
-        kind: str,
         *,
         now: datetime,
     ) -> str:
-        subscription_id = _subscription_id(obj, kind)
         workspace = _lock_workspace(session, workspace_id)
         if workspace is None:
             return "unknown_workspace"
-        if workspace.stripe_customer_id is None and obj.get("customer"):
-            workspace.stripe_customer_id = str(obj["customer"])
-        if subscription_id is None:
-            return "no_subscription"
-        snapshot = snapshot_from_stripe(
-            self.gateway.retrieve_subscription(subscription_id)
-        )
-        applied = apply_subscription(
-            workspace, snapshot, prices=self.config.plans_by_price, now=now
-        )
-        return "processed" if applied else "stale_subscription"
+        customer = workspace.stripe_customer_id or _text(obj.get("customer"))
+        if customer is None:
+            return "unknown_workspace"
+        workspace.stripe_customer_id = customer
+        snapshots = [
+            snapshot_from_stripe(sub)
+            for sub in self.gateway.list_subscriptions(customer)
+        ]
+        prices = self.config.plans_by_price
+        live = [s for s in snapshots if s.live]
+        if len(live) > 1:
+            logger.warning(
+                "Workspace %s: customer %s has %d live subscriptions (%s); the "
+                "best one applies, refund the others",
+                workspace_id,
+                customer,
+                len(live),
+                ", ".join(s.id for s in live),
+            )
+        chosen = choose_subscription(snapshots, prices=prices)
+        apply_subscription(workspace, chosen, prices=prices, now=now)
+        return "processed"
 
     def status(
         self, session: Session, workspace_id: str, *, now: datetime
@@ -273,14 +308,6 @@ class BillingService:
         return plan_in_force(workspace, now=now, grace=self.config.grace).name
 
 
-def _subscription_id(obj: Mapping[str, Any], kind: str) -> str | None:
-    if kind.startswith("customer.subscription."):
-        return str(obj["id"])
-    sub = obj.get("subscription")
-    if sub is None and kind.startswith("invoice."):
-        # API 2025-03-31 and later: invoice.parent.subscription_details.
-        parent = obj.get("parent") or {}
-        sub = (parent.get("subscription_details") or {}).get("subscription")
-    if isinstance(sub, Mapping):
-        sub = sub.get("id")
-    return str(sub) if sub else None
+def _text(value: object) -> str | None:
+    """A non-empty string field of a Stripe object, else ``None``."""
+    return value if isinstance(value, str) and value else None

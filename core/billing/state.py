@@ -1,10 +1,11 @@
 """Plan and subscription state from Stripe's subscription objects (pure).
 
 Stripe may deliver webhooks late, twice, or in any order, so events are never
-applied as deltas. Every event about a subscription makes the caller fetch the
-subscription as Stripe has it *now* and hand that snapshot to
-``apply_subscription``; the workspace then mirrors Stripe's latest state
-whatever order the events came in.
+applied as deltas. Every billing event makes the caller fetch the customer's
+subscriptions as Stripe has them *now*; ``choose_subscription`` picks the one
+that entitles the workspace (a customer who paid two checkouts has two), and
+``apply_subscription`` mirrors it. The workspace thus ends in Stripe's latest
+state whatever order the events came in.
 
 The plan in force (``plan_in_force``) is computed at request time from the
 stored state, so "paid until the period ends" and "downgrade after the
@@ -42,6 +43,7 @@ class SubscriptionSnapshot:
         current_period_end: End of the paid period.
         cancel_at_period_end: Cancelled, effective at the period's end.
         workspace_id: ``metadata.workspace_id`` when present.
+        created: When the subscription was created (Unix seconds).
     """
 
     id: str
@@ -51,6 +53,7 @@ class SubscriptionSnapshot:
     current_period_end: datetime | None
     cancel_at_period_end: bool
     workspace_id: str | None = None
+    created: int = 0
 
     @property
     def live(self) -> bool:
@@ -82,34 +85,55 @@ def snapshot_from_stripe(obj: Mapping[str, object]) -> SubscriptionSnapshot:
         ),
         cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
         workspace_id=str(ws) if ws else None,
+        created=int(str(obj.get("created") or 0)),
     )
+
+
+def choose_subscription(
+    snapshots: list[SubscriptionSnapshot], *, prices: Mapping[str, PlanName]
+) -> SubscriptionSnapshot | None:
+    """The subscription that decides the workspace's plan.
+
+    A paid-up one beats one in dunning, which beats any ended one; among
+    equals the bigger plan, then the newest. With none live, the newest.
+    """
+    if not snapshots:
+        return None
+
+    def rank(s: SubscriptionSnapshot) -> tuple[int, int, int]:
+        standing = 2 if s.status in ACTIVE_STATUSES else int(s.live)
+        plan = prices.get(s.price_id or "")
+        size = PLANS[plan].price_usd_cents if plan is not None else 0
+        return (standing, size if standing else 0, s.created)
+
+    return max(snapshots, key=rank)
 
 
 def apply_subscription(
     workspace: Workspace,
-    snapshot: SubscriptionSnapshot,
+    snapshot: SubscriptionSnapshot | None,
     *,
     prices: Mapping[str, PlanName],
     now: datetime,
-) -> bool:
-    """Make the workspace mirror a subscription snapshot.
-
-    A snapshot of another subscription that is no longer live is ignored (an
-    old subscription ending must not downgrade a workspace that moved to a new
-    one); a live one takes over.
+) -> None:
+    """Make the workspace mirror the subscription ``choose_subscription`` chose.
 
     Args:
         workspace: The workspace to update (not committed here).
-        snapshot: The subscription as Stripe has it now.
+        snapshot: The subscription as Stripe has it now; ``None``: the
+            customer has none, so basic.
         prices: Stripe price id -> plan.
         now: Current time (stamps the first failed payment).
-
-    Returns:
-        Whether the snapshot was applied.
     """
-    current = workspace.stripe_subscription_id
-    if current not in (None, snapshot.id) and not snapshot.live:
-        return False
+    if snapshot is None:
+        workspace.plan = PlanName.BASIC.value
+        workspace.stripe_subscription_id = None
+        workspace.subscription_status = None
+        workspace.current_period_end = None
+        workspace.cancel_at_period_end = False
+        workspace.payment_failed_at = None
+        workspace.billing_updated_at = now
+        return
     workspace.stripe_subscription_id = snapshot.id
     workspace.subscription_status = snapshot.status
     workspace.current_period_end = snapshot.current_period_end
@@ -126,7 +150,6 @@ def apply_subscription(
     else:
         workspace.payment_failed_at = None
     workspace.billing_updated_at = now
-    return True
 
 
 def plan_in_force(

@@ -34,6 +34,18 @@ NETWORK_RETRIES = 2
 T = TypeVar("T")
 
 
+def _is_event(event: object) -> bool:
+    if not isinstance(event, Mapping):
+        return False
+    ident, kind, data = event.get("id"), event.get("type"), event.get("data")
+    for text, longest in ((ident, 255), (kind, 100)):
+        if not isinstance(text, str) or not 0 < len(text) <= longest:
+            return False
+        if not text.isprintable() or not text.isascii():
+            return False
+    return isinstance(data, Mapping) and isinstance(data.get("object"), Mapping)
+
+
 class StripeGateway:
     """Stripe calls Tonehub makes, on one ``StripeClient``.
 
@@ -131,14 +143,27 @@ class StripeGateway:
         )
         return str(portal.url)
 
-    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
-        """The subscription as Stripe has it now, as a plain dict."""
-        sub = self._call(
-            "subscription retrieve",
-            lambda: self._client.v1.subscriptions.retrieve(subscription_id),
-        )
-        result: dict[str, Any] = sub.to_dict()
-        return result
+    def list_subscriptions(self, customer: str) -> list[dict[str, Any]]:
+        """Every subscription of a customer, cancelled ones included."""
+
+        def fetch() -> list[dict[str, Any]]:
+            page = self._client.v1.subscriptions.list(
+                params={"customer": customer, "status": "all", "limit": 100}
+            )
+            return [sub.to_dict() for sub in page.auto_paging_iter()]
+
+        return self._call("subscription list", fetch)
+
+    def expire_checkout_session(self, session_id: str) -> bool:
+        """Expire an open Checkout Session; ``False`` if it was no longer open."""
+        try:
+            self._call(
+                "checkout session expire",
+                lambda: self._client.v1.checkout.sessions.expire(session_id),
+            )
+        except BillingError:
+            return False
+        return True
 
     def verify_event(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """Check ``Stripe-Signature`` on the raw body and parse the event.
@@ -160,8 +185,11 @@ class StripeGateway:
             ) from exc
         try:
             event = json.loads(payload)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidJson("The event body is not JSON.") from exc
-        if not isinstance(event, Mapping) or "id" not in event or "type" not in event:
-            raise InvalidJson("The event has no id or type.")
+        if not _is_event(event):
+            raise InvalidJson(
+                "Not a Stripe event: it needs a string 'id' and 'type' and a "
+                "'data.object' object."
+            )
         return dict(event)

@@ -136,7 +136,8 @@ class Admission:
         if self.reason == "quota":
             quota = self.plan.monthly_quota
             raise QuotaExceeded(
-                f"This request needs {self.cost:,} scored texts but the "
+                f"This request needs {self.cost:,} scored "
+                f"{'text' if self.cost == 1 else 'texts'} but the "
                 f"{self.plan.title} plan's quota of {quota:,} a month has "
                 f"{self.quota_remaining:,} left. It resets at "
                 f"{self.resets_at:%Y-%m-%dT%H:%M:%SZ}. Upgrade for more: "

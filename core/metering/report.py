@@ -27,6 +27,10 @@ def report_range(
     Raises:
         InvalidRequest: ``from`` after ``to``, or longer than 366 days.
     """
+    if first is None and last is not None and last < period_start(now).date():
+        raise InvalidRequest(
+            "'to' is before this period; give 'from' as well.", field="to"
+        )
     last = last or now.date()
     first = first or period_start(now).date()
     if first > last:

@@ -67,6 +67,7 @@ class Workspace(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     payment_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     billing_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pending_checkout_id: Mapped[str | None] = mapped_column(String(255))
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="workspace")
 
 

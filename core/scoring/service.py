@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import Redis, RedisError
@@ -58,6 +58,7 @@ class ScoringService:
         model: str | None = None,
         sentences: bool = False,
         explain: bool = False,
+        admit: Callable[[int], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Score texts in order, each as the API returns it.
 
@@ -66,6 +67,8 @@ class ScoringService:
             model: Model id; the default model when ``None``.
             sentences: Add per-sentence results.
             explain: Add word contributions.
+            admit: Called with the number of texts that passed validation,
+                before the model runs; metering raises from it to refuse.
 
         Returns:
             One JSON-ready result per text.
@@ -74,7 +77,10 @@ class ScoringService:
             UnknownModel: ``model`` is not available.
             TextEmpty, TextTooLong, ExplainTooLong: a text is not acceptable.
         """
+        self.registry.get(model)
         cleaned = [check_text(t, explain=explain, sentences=sentences) for t in texts]
+        if admit is not None:
+            admit(len(cleaned))
         return self._score_clean(
             cleaned, model=model, sentences=sentences, explain=explain
         )
@@ -86,13 +92,15 @@ class ScoringService:
         model: str | None = None,
         sentences: bool = False,
         explain: bool = False,
+        admit: Callable[[int], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Score a batch in which a bad item fails alone.
 
         Args:
             items: Texts as received; anything but an acceptable string gets
                 an ``{"error": {"code", "message"}}`` entry at its place.
-            model, sentences, explain: As for ``score``.
+            model, sentences, explain, admit: As for ``score`` (``admit`` gets
+                the number of acceptable items).
 
         Returns:
             One entry per item, in order: a result or an error.
@@ -113,6 +121,8 @@ class ScoringService:
                 out.append({})
             except TonehubError as err:
                 out.append({"error": {"code": err.code, "message": err.message}})
+        if admit is not None:
+            admit(len(good))
         scored = self._score_clean(
             [t for _, t in good], model=model, sentences=sentences, explain=explain
         )

@@ -19,6 +19,7 @@ from core.billing import (
     StripeGateway,
     apply_subscription,
     build_billing_service,
+    choose_subscription,
     plan_in_force,
     snapshot_from_stripe,
 )
@@ -59,7 +60,7 @@ def snap(status: str, *, sub: str = "sub_1", price: str = "price_plus_monthly", 
 
 def test_active_subscription_sets_its_plan() -> None:
     ws = Workspace(name="A", plan="basic")
-    assert apply_subscription(ws, snap("active"), prices=PRICES, now=NOW)
+    apply_subscription(ws, snap("active"), prices=PRICES, now=NOW)
     assert ws.plan == "plus" and ws.payment_failed_at is None
     apply_subscription(
         ws, snap("active", price="price_pro_monthly"), prices=PRICES, now=NOW
@@ -93,13 +94,32 @@ def test_cancel_at_period_end_keeps_the_plan_until_then() -> None:
     assert ws.plan == "basic"
 
 
-def test_an_old_subscription_ending_does_not_downgrade_the_new_one() -> None:
-    ws = Workspace(name="A", plan="basic")
-    apply_subscription(ws, snap("active", sub="sub_new"), prices=PRICES, now=NOW)
-    assert not apply_subscription(
-        ws, snap("canceled", sub="sub_old"), prices=PRICES, now=NOW
+def test_choose_the_subscription_that_entitles() -> None:
+    def pick(*subs):
+        return choose_subscription(list(subs), prices=PRICES).id
+
+    old_dead = snap("canceled", sub="sub_old")
+    new = snap("active", sub="sub_new")
+    assert pick(old_dead, new) == pick(new, old_dead) == "sub_new"
+    pro = snap("active", sub="sub_pro", price="price_pro_monthly")
+    assert pick(new, pro) == "sub_pro"  # two paid checkouts: the bigger plan
+    assert pick(snap("past_due", sub="sub_due"), new) == "sub_new"
+    assert pick(snap("past_due", sub="sub_due"), old_dead) == "sub_due"
+    older = SubscriptionSnapshot(
+        "sub_a", "cus_1", "canceled", None, None, False, None, 1
     )
-    assert ws.plan == "plus" and ws.stripe_subscription_id == "sub_new"
+    newer = SubscriptionSnapshot(
+        "sub_b", "cus_1", "canceled", None, None, False, None, 2
+    )
+    assert pick(older, newer) == "sub_b"
+    assert choose_subscription([], prices=PRICES) is None
+
+
+def test_no_subscription_at_all_means_basic() -> None:
+    ws = Workspace(name="A", plan="basic")
+    apply_subscription(ws, snap("active"), prices=PRICES, now=NOW)
+    apply_subscription(ws, None, prices=PRICES, now=NOW)
+    assert (ws.plan, ws.stripe_subscription_id) == ("basic", None)
 
 
 @pytest.mark.parametrize(
@@ -372,3 +392,39 @@ def test_all_orders_of_a_short_history(billing, fake_stripe, sessions, ws) -> No
     assert finals == {
         ("pro", events[0]["data"]["object"]["id"], "active", False, False)
     }
+
+
+def test_two_paid_checkouts_end_on_the_bigger_plan_in_any_order(
+    billing, fake_stripe, sessions, ws
+) -> None:
+    with sessions() as s:
+        billing.checkout(s, ws, "plus")
+    customer = load(sessions, ws).stripe_customer_id
+    # Two sessions paid before either event arrived (created at Stripe directly).
+    plus, pro = (
+        billing.gateway.create_checkout_session(
+            customer=customer,
+            price=price,
+            workspace_id=ws,
+            success_url="https://x/s",
+            cancel_url="https://x/c",
+        )[0]
+        for price in ("price_plus_monthly", "price_pro_monthly")
+    )
+    pro_sub = fake_stripe.complete_checkout(pro)
+    fake_stripe.complete_checkout(plus)
+    events = list(fake_stripe.events)
+    for order in (events, events[::-1]):
+        with sessions() as s:
+            s.query(StripeEvent).delete()
+            s.commit()
+        for event in order:
+            with sessions() as s:
+                billing.handle_event(s, event, now=NOW)
+        assert state(sessions, ws)[:3] == ("pro", pro_sub["id"], "active")
+    # The pro one ends: the plus one still pays, so plus (not basic).
+    fake_stripe.cancel_at_period_end(pro_sub["id"])
+    fake_stripe.end_period(pro_sub["id"])
+    with sessions() as s:
+        billing.handle_event(s, fake_stripe.events[-1], now=NOW)
+    assert state(sessions, ws)[0] == "plus"

@@ -151,6 +151,12 @@ class FakeStripe(FakeService):
             ("POST", r"/v1/checkout/sessions", self._create_session),
             ("GET", r"/v1/checkout/sessions/(?P<id>[^/]+)", self._get_session),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal),
+            (
+                "POST",
+                r"/v1/checkout/sessions/(?P<id>[^/]+)/expire",
+                self._expire_session,
+            ),
+            ("GET", r"/v1/subscriptions", self._list_subscriptions),
             ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", self._get_subscription),
             ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", self._update_subscription),
             ("DELETE", r"/v1/subscriptions/(?P<id>[^/]+)", self._cancel_subscription),
@@ -158,7 +164,10 @@ class FakeStripe(FakeService):
         for method, pattern, fn in routes:
             match = re.fullmatch(pattern, request.path)
             if match and method == request.method:
-                params = parse_form(request.body) if request.method == "POST" else {}
+                if request.method == "POST":
+                    params = parse_form(request.body)
+                else:
+                    params = dict(request.query)
                 return fn(params, **match.groupdict())
         return stripe_error(
             404, f"Unrecognized request URL ({request.method}: {request.path})."
@@ -238,6 +247,48 @@ class FakeStripe(FakeService):
             return self._missing("checkout.session", id)
         return Response.json(200, _public(self.sessions[id]))
 
+    def _expire_session(self, _params: dict[str, Any], id: str) -> Response:
+        session = self.sessions.get(id)
+        if session is None:
+            return self._missing("checkout.session", id)
+        if session["status"] != "open":
+            return stripe_error(
+                400,
+                'Only Checkout Sessions with a status in ["open"] can be expired.',
+            )
+        session["status"] = "expired"
+        return Response.json(200, _public(session))
+
+    def _list_subscriptions(self, params: dict[str, Any]) -> Response:
+        customer = params.get("customer")
+        status = params.get("status")
+        limit = int(params.get("limit", 10))
+        subs = [
+            s
+            for s in sorted(
+                self.subscriptions.values(), key=lambda s: s["created"], reverse=True
+            )
+            if (customer is None or s["customer"] == customer)
+            and (
+                status == "all"
+                or (status is None and s["status"] != "canceled")
+                or s["status"] == status
+            )
+        ]
+        after = params.get("starting_after")
+        if after:
+            ids = [s["id"] for s in subs]
+            subs = subs[ids.index(after) + 1 :] if after in ids else []
+        return Response.json(
+            200,
+            {
+                "object": "list",
+                "url": "/v1/subscriptions",
+                "has_more": len(subs) > limit,
+                "data": subs[:limit],
+            },
+        )
+
     def _create_portal(self, params: dict[str, Any]) -> Response:
         customer = params.get("customer")
         if not customer:
@@ -296,6 +347,8 @@ class FakeStripe(FakeService):
             session = self.sessions[session_id]
             if session["status"] == "complete":
                 return self.subscriptions[session["subscription"]]
+            if session["status"] == "expired":
+                raise KeyError(f"checkout session {session_id} has expired")
             now = int(time.time())
             sub = {
                 "id": _id("sub"),
@@ -472,6 +525,8 @@ class FakeStripe(FakeService):
             session = self.sessions.get(parts[2])
             if session is None:
                 return Response.html(404, "<h1>Checkout session not found</h1>")
+            if session["status"] == "expired":
+                return Response.html(410, "<h1>This checkout has expired</h1>")
             if request.method == "POST":
                 self.complete_checkout(session["id"])
                 return Response(303, b"", {"Location": session["success_url"]})

@@ -3,6 +3,7 @@ fake Stripe API (real ``stripe`` library), events signed as Stripe signs them.""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -91,6 +92,7 @@ def test_failed_payment_is_visible_and_grace_then_basic(
         w = s.get(Workspace, ws)
         w.payment_failed_at = w.payment_failed_at.replace(year=2020)
         s.commit()
+    stripe_app.extensions["tonehub"].auth.forget_workspace(ws)  # a hand edit
     assert sclient.get("/v1/billing", headers=auth).get_json()["plan"] == "basic"
     response = sclient.post("/v1/sentiment", json={"text": "hi"}, headers=auth)
     assert response.headers["X-Quota-Limit"] == "10000"
@@ -158,3 +160,110 @@ def test_billing_not_configured(client, auth) -> None:
         "/webhooks/stripe", data=b"{}", headers={"Stripe-Signature": "x"}
     )
     assert hook.status_code == 503
+
+
+def test_a_second_checkout_expires_the_first(stripe_app, sclient, fake_stripe, owner):
+    _, auth = owner
+    first = sclient.post("/v1/billing/checkout", json={"plan": "pro"}, headers=auth)
+    second = sclient.post("/v1/billing/checkout", json={"plan": "plus"}, headers=auth)
+    first_id, second_id = first.get_json()["id"], second.get_json()["id"]
+    assert fake_stripe.sessions[first_id]["status"] == "expired"
+    assert fake_stripe.sessions[second_id]["status"] == "open"
+    with pytest.raises(KeyError):
+        fake_stripe.complete_checkout(first_id)  # the old page can no longer be paid
+    fake_stripe.complete_checkout(second_id)
+    for event in fake_stripe.events:
+        post_event(sclient, fake_stripe, event)
+    third = sclient.post("/v1/billing/checkout", json={"plan": "pro"}, headers=auth)
+    assert third.status_code == 409
+    assert third.get_json()["error"]["code"] == "subscription_exists"
+
+
+def test_checkout_sees_a_subscription_whose_events_are_late(
+    stripe_app, sclient, fake_stripe, owner
+):
+    _, auth = owner
+    first = sclient.post("/v1/billing/checkout", json={"plan": "plus"}, headers=auth)
+    fake_stripe.complete_checkout(first.get_json()["id"])  # no event delivered yet
+    again = sclient.post("/v1/billing/checkout", json={"plan": "pro"}, headers=auth)
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"id": "evt_1", "type": "customer.subscription.updated", "data": "x"},
+        {"id": "evt_1", "type": "customer.subscription.updated", "data": {}},
+        {"id": None, "type": "invoice.paid", "data": {"object": {}}},
+        {"id": {"a": 1}, "type": "invoice.paid", "data": {"object": {}}},
+        {"id": "evt_1", "type": "\ud800", "data": {"object": {}}},
+        {"id": "evt_1", "data": {"object": {}}},
+    ],
+)
+def test_signed_events_of_the_wrong_shape_are_400(
+    stripe_app, sclient, fake_stripe, event
+):
+    body = json.dumps(event).encode()
+    header = sign(body.decode(), fake_stripe.webhook_secret)
+    response = sclient.post(
+        "/webhooks/stripe", data=body, headers={"Stripe-Signature": header}
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_json"
+    assert stored_events(stripe_app) == 0
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"metadata": "x", "customer": "cus_nope"},
+        {"customer": {"a": 1}},
+        {"metadata": {"workspace_id": ["x"]}},
+        {"id": 5, "client_reference_id": 7},
+    ],
+)
+def test_signed_events_with_odd_objects_do_not_500(
+    stripe_app, sclient, fake_stripe, obj
+):
+    event = {
+        "id": "evt_odd",
+        "type": "customer.subscription.updated",
+        "data": {"object": obj},
+    }
+    response = post_event(sclient, fake_stripe, event)
+    assert response.status_code == 200
+    assert response.get_json()["outcome"] == "unknown_workspace"
+
+
+def test_deeply_nested_signed_body_is_400(sclient, fake_stripe):
+    body = ("[" * 100_000 + "]" * 100_000).encode()
+    header = sign(body.decode(), fake_stripe.webhook_secret)
+    response = sclient.post(
+        "/webhooks/stripe", data=body, headers={"Stripe-Signature": header}
+    )
+    assert response.status_code == 400
+
+
+def test_the_pages_stripe_returns_to_exist(stripe_app, sclient, fake_stripe, owner):
+    _, auth = owner
+    checkout = sclient.post("/v1/billing/checkout", json={"plan": "plus"}, headers=auth)
+    session = fake_stripe.sessions[checkout.get_json()["id"]]
+    for url in (session["success_url"], session["cancel_url"]):
+        page = sclient.get(url.removeprefix("https://tonehub.example"))
+        assert page.status_code == 200 and page.mimetype == "text/html"
+
+
+def test_set_plan_overrides_a_cancelled_subscription(
+    stripe_app, sclient, fake_stripe, owner
+):
+    ws, auth = owner
+    checkout = sclient.post("/v1/billing/checkout", json={"plan": "plus"}, headers=auth)
+    sub = fake_stripe.complete_checkout(checkout.get_json()["id"])
+    fake_stripe.cancel_at_period_end(sub["id"])
+    fake_stripe.end_period(sub["id"])
+    for event in fake_stripe.events:
+        post_event(sclient, fake_stripe, event)
+    assert sclient.get("/v1/billing", headers=auth).get_json()["plan"] == "basic"
+    runner = stripe_app.test_cli_runner()
+    assert runner.invoke(args=["set-plan", ws, "pro"]).exit_code == 0
+    assert sclient.get("/v1/billing", headers=auth).get_json()["plan"] == "pro"

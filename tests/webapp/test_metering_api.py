@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.accounts import hash_key
 from core.metering import period_end
 from core.persistence.models import UsageDaily
 from tests.webapp.conftest import check_against_spec
@@ -190,3 +191,60 @@ def test_redis_down_fails_closed_with_503(app, client, auth) -> None:
     response = client.post("/v1/sentiment", json={"text": "hi"}, headers=auth)
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "unavailable"
+
+
+def test_auth_cache_follows_revocation_and_plan_changes(app, client, keys, runner):
+    ws, key_id, secret = keys.issue()
+    auth = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/v1/models", headers=auth).headers["RateLimit-Limit"] == "20"
+    ext = app.extensions["tonehub"]
+    assert ext.redis.exists(f"th:auth:{hash_key(secret)}")  # now served from Redis
+    assert runner.invoke(args=["set-plan", ws, "plus"]).exit_code == 0
+    assert client.get("/v1/models", headers=auth).headers["RateLimit-Limit"] == "100"
+    assert runner.invoke(args=["revoke-key", ws, key_id]).exit_code == 0
+    assert client.get("/v1/models", headers=auth).status_code == 401
+
+
+def test_invalid_items_never_count_against_the_quota(app, client, keys) -> None:
+    ws, _, secret = keys.issue()
+    auth = {"Authorization": f"Bearer {secret}"}
+    _ledger(app, ws, 9_951)  # 49 left
+    mixed = client.post(
+        "/v1/sentiment/batch", json={"texts": ["ok"] * 49 + ["", None]}, headers=auth
+    )
+    assert mixed.status_code == 200, mixed.get_data(as_text=True)
+    assert mixed.headers["X-Quota-Remaining"] == "0"
+    # At zero, a bad request is still told what is wrong with it.
+    for body, code in (
+        ({"text": ""}, "text_empty"),
+        ({"text": "hi", "model": "nope"}, "unknown_model"),
+        ({"text": " ".join(["word"] * 70), "explain": True}, "explain_too_long"),
+    ):
+        _error(client.post("/v1/sentiment", json=body, headers=auth), 400, code)
+    _error(
+        client.post("/v1/sentiment", json={"text": "ok"}, headers=auth),
+        429,
+        "quota_exceeded",
+    )
+    failed = client.post(
+        "/v1/sentiment/batch", json={"texts": ["", None]}, headers=auth
+    )
+    assert failed.status_code == 200
+    assert [r["error"]["code"] for r in failed.get_json()["results"]] == [
+        "text_empty",
+        "invalid_request",
+    ]
+
+
+def test_usage_dates_are_strict(client, auth) -> None:
+    for query in (
+        "from=20261201",
+        "from=2026-W49-1",
+        "to=2026-12-01T00:00",
+        "from=2026-12-01&from=2026-12-02",
+    ):
+        _error(client.get(f"/v1/usage?{query}", headers=auth), 400, "invalid_request")
+    error = _error(
+        client.get("/v1/usage?to=2020-01-01", headers=auth), 400, "invalid_request"
+    )
+    assert error["field"] == "to"

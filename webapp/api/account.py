@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import g
+from flask import g, request
 
+from core.errors import InvalidRequest
 from core.metering.report import report_range, usage_report
 from webapp.api.views import AUTH, AUTH_ERRORS, BODY_ERRORS, bp
 from webapp.extensions import get_db, tonehub
@@ -37,6 +38,9 @@ BILLING_ERRORS = {
 )
 def get_usage(query: dict[str, Any]) -> dict[str, Any]:
     """Used / limit / remaining this period, and usage per day, source and label."""
+    for name in ("from", "to"):
+        if len(request.args.getlist(name)) > 1:
+            raise InvalidRequest(f"Give '{name}' once.", field=name)
     ext = tonehub()
     now = datetime.now(UTC)
     first, last = report_range(query.get("from_"), query.get("to"), now=now)

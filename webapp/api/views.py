@@ -7,7 +7,6 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from flask import request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.errors import (
     BatchTooLarge,
@@ -16,13 +15,14 @@ from core.errors import (
     UnsupportedMediaType,
 )
 from webapp.auth import require_api_key
+from webapp.body import read_body
 from webapp.extensions import tonehub
-from webapp.metering import admit_request, finish_request, record_scored
+from webapp.metering import admit_request, admit_units, finish_request, record_scored
 from webapp.schemas import BatchIn, BatchOut, ModelsOut, SentimentIn, SentimentOut
 
 bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="Sentiment")
-# Order matters: who is calling, then admission (so that every answer to an
-# authenticated caller carries the rate-limit headers), then the body checks.
+# Who is calling, then admission of calls that score nothing (scoring calls
+# are admitted with their validated cost, see webapp.metering), then the body.
 bp.before_request(require_api_key)
 bp.before_request(admit_request)
 bp.after_request(finish_request)
@@ -67,13 +67,7 @@ def _require_json() -> None:
         raise UnsupportedMediaType(
             "Send the body as JSON with 'Content-Type: application/json'."
         )
-    try:
-        data = request.get_data(cache=True)
-    except OSError as exc:  # malformed chunked transfer encoding
-        raise InvalidRequest("The request body could not be read.") from exc
-    limit = tonehub().settings.max_body_bytes
-    if len(data) >= limit:
-        raise RequestEntityTooLarge()
+    data = read_body()
     if not data:
         raise InvalidJson("The body is empty; send a JSON object.")
     try:
@@ -93,6 +87,7 @@ def score_text(body: dict[str, Any]) -> dict[str, Any]:
         model=body["model"],
         sentences=body["sentences"],
         explain=body["explain"],
+        admit=admit_units,
     )[0]
     record_scored([result["label"]])
     return result
@@ -120,7 +115,11 @@ def score_batch(body: dict[str, Any]) -> dict[str, Any]:
             field="texts",
         )
     results = tonehub().scoring.score_each(
-        texts, model=body["model"], sentences=body["sentences"], explain=body["explain"]
+        texts,
+        model=body["model"],
+        sentences=body["sentences"],
+        explain=body["explain"],
+        admit=admit_units,
     )
     record_scored(r["label"] for r in results if "label" in r)
     return {"results": [{"index": i, **r} for i, r in enumerate(results)]}

@@ -7,6 +7,7 @@ from typing import Any
 from apiflask import APIBlueprint
 from flask import request
 
+from webapp.body import read_body
 from webapp.extensions import get_db, tonehub
 from webapp.schemas import StripeWebhookOut
 
@@ -18,7 +19,8 @@ bp = APIBlueprint("webhooks", __name__, url_prefix="/webhooks", tag="Webhooks")
 @bp.doc(
     summary="Stripe events (signed with Stripe-Signature)",
     responses={
-        400: "invalid_signature, invalid_json",
+        400: "invalid_signature, invalid_json, invalid_request",
+        413: "payload_too_large",
         503: "billing_unavailable, billing_not_configured (Stripe retries)",
     },
 )
@@ -30,7 +32,7 @@ def stripe_events() -> dict[str, Any]:
     """
     billing = tonehub().billing
     event = billing.gateway.verify_event(
-        request.get_data(cache=False), request.headers.get("Stripe-Signature")
+        read_body(), request.headers.get("Stripe-Signature")
     )
     outcome = billing.handle_event(get_db(), event)
     return {"received": True, "outcome": outcome}

@@ -26,6 +26,7 @@ WORKSPACE_COLUMNS = [
     ),
     sa.Column("payment_failed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("billing_updated_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("pending_checkout_id", sa.String(255), nullable=True),
 ]
 
 
