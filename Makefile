@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check model model-commercial evaluate eval bench bench-metering clean
+.PHONY: run test check model model-commercial evaluate eval bench bench-metering demo-slack clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench: $(VENV)/.train
 ## bench-metering: auth + admission + metering overhead, exactness, SIGKILL mid-flush
 bench-metering: $(VENV)/.runtime
 	$(PY) scripts/bench_metering.py
+
+## demo-slack: fake Slack + the service + an install + a signed event sent twice
+demo-slack: $(VENV)/.runtime
+	$(PY) scripts/demo_slack.py
 
 clean:
 	rm -rf var/redis var/tonehub.db* var/dev_api_key.json

@@ -49,6 +49,9 @@ DEFAULT_PAYMENT_GRACE_DAYS = 7
 DEFAULT_USAGE_FLUSH_SECONDS = 10
 """How often the scheduler flushes usage from Redis to the database."""
 
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+"""The Slack Web API; tests and demos point it at ``tests/fakes/slack.py``."""
+
 ENV_PREFIX = "TONEHUB_"
 
 
@@ -74,6 +77,12 @@ class Settings:
         stripe_api_base: Stripe API address.
         payment_grace_days: Days a failed payment keeps the paid plan.
         usage_flush_seconds: Interval of the usage flush job.
+        slack_signing_secret: Verifies requests from Slack.
+        slack_client_id: The Slack app's OAuth client id.
+        slack_client_secret: The Slack app's OAuth client secret.
+        slack_api_url: Base URL of the Slack Web API.
+        slack_user_salt: Salt of the hashed Slack user ids (defaults to one
+            derived from the signing secret).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -92,6 +101,11 @@ class Settings:
     stripe_api_base: str = DEFAULT_STRIPE_API_BASE
     payment_grace_days: int = DEFAULT_PAYMENT_GRACE_DAYS
     usage_flush_seconds: int = DEFAULT_USAGE_FLUSH_SECONDS
+    slack_signing_secret: str = ""
+    slack_client_id: str = ""
+    slack_client_secret: str = ""
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    slack_user_salt: str = ""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
@@ -123,6 +137,24 @@ class Settings:
                 except json.JSONDecodeError:
                     values[key[len(ENV_PREFIX) :]] = raw
         return cls.from_mapping(values)
+
+
+DEV_REDIS_URL_FILE = "redis.url"
+"""Under the var directory: the embedded Redis of a running ``make run``."""
+
+
+def dev_redis_url(var_dir: Path) -> str | None:
+    """The URL of a running ``make run``'s embedded Redis, if there is one.
+
+    Lets a CLI command in another terminal reach the same Redis as the
+    service (cache invalidation, flushes) without exporting anything.
+    """
+    try:
+        url = (var_dir / DEV_REDIS_URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    socket = url.removeprefix("unix://").split("?")[0]
+    return url if url.startswith("unix://") and Path(socket).exists() else None
 
 
 def _coerce(kind: type, value: Any) -> Any:

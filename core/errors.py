@@ -24,7 +24,8 @@ The tree::
     ├── BillingError             billing_error         502
     └── ServiceUnavailable       unavailable           503
         ├── BillingUnavailable   billing_unavailable   503
-        └── BillingNotConfigured billing_not_configured 503
+        ├── BillingNotConfigured billing_not_configured 503
+        └── SlackNotConfigured   slack_not_configured  503
 
 Codes are part of the public API: they never change once released. The web
 layer renders any of these as ``{"error": {"code", "message"}}`` with
@@ -201,3 +202,9 @@ class BillingNotConfigured(ServiceUnavailable):
     """This deployment has no Stripe keys or prices configured."""
 
     code = "billing_not_configured"
+
+
+class SlackNotConfigured(ServiceUnavailable):
+    """This deployment has no Slack app credentials configured."""
+
+    code = "slack_not_configured"

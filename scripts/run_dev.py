@@ -59,6 +59,8 @@ def main() -> int:
         if not env.get("TONEHUB_REDIS_URL"):
             redis_server = start_embedded_redis()
             env["TONEHUB_REDIS_URL"] = f"unix://{redis_server.socket_file}?db=0"  # type: ignore[attr-defined]
+            # CLI commands in another terminal find it here (core.config).
+            (VAR / "redis.url").write_text(env["TONEHUB_REDIS_URL"])
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         subprocess.run([*flask, "init-db"], cwd=REPO, env=env, check=True)
         subprocess.run(
@@ -114,6 +116,7 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop(children)
         if redis_server is not None:
+            (VAR / "redis.url").unlink(missing_ok=True)
             stop_embedded_redis(redis_server)
 
 

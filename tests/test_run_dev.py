@@ -120,6 +120,8 @@ def test_make_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
         key = re.search(r"^Development API key: (th_live_\S+)$", output, re.M).group(1)
         assert f"curl -s http://127.0.0.1:{port}/v1/sentiment" in output
         socket_file = re.search(r"Embedded Redis at unix://(\S+)", output).group(1)
+        url_file = tmp_path / "var" / "redis.url"
+        assert url_file.read_text() == f"unix://{socket_file}?db=0"
         _wait_ready(port)
         assert (
             _score(port, key, "The support team fixed my issue in minutes, thank you!")[
@@ -176,6 +178,7 @@ def test_make_run_serves_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         _stop(proc)
     # Every process is gone: the port is free and the embedded Redis is down.
+    assert not url_file.exists()
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
     assert (

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask
 
-from core.config import Settings
+from core.config import REPO_ROOT, Settings, dev_redis_url
 from webapp.schemas import ErrorOut
 
 API_TITLE = "Tonehub Sentiment API"
@@ -55,6 +56,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     app.config.from_prefixed_env("TONEHUB")
     if config:
         app.config.from_mapping(config)
+    if not app.config.get("REDIS_URL"):
+        var_dir = Path(app.config.get("VAR_DIR") or REPO_ROOT / "var")
+        app.config["REDIS_URL"] = dev_redis_url(var_dir)
     settings = Settings.from_mapping(app.config)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
 
@@ -63,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     from webapp.health import bp as health_bp
     from webapp.pages import bp as pages_bp
     from webapp.webhooks import bp as webhooks_bp
+    from webapp.webhooks.slack import bp as slack_bp
 
     extensions.init_app(app, settings)
     errors.init_app(app)
@@ -71,4 +76,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     app.register_blueprint(health_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(slack_bp)
     return app

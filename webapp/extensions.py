@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import Flask, current_app, g
 from redis import Redis
+from slack_bolt import App
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.slack import service as slack_service
+from connectors.slack.app import build_bolt_app
+from connectors.slack.installation_store import (
+    TonehubInstallationStore,
+    TonehubOAuthStateStore,
+)
 from core.authcache import AuthCache
 from core.billing import BillingService, build_billing_service
 from core.config import Settings
 from core.metering import Meter
 from core.persistence.db import make_engine, make_session_factory
 from core.scoring.service import ScoringService, build_scoring_service
+from workers.queues import enqueue_slack_message
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +43,8 @@ class Tonehub:
     meter: Meter
     billing: BillingService
     auth: AuthCache
+    slack_app: App | None
+    slack_states: TonehubOAuthStateStore
 
     @property
     def billing_grace(self) -> timedelta:
@@ -50,6 +62,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     )
     sessions = make_session_factory(engine)
     auth = AuthCache(redis, sessions)
+    states = slack_service.state_store(sessions)
     app.extensions["tonehub"] = Tonehub(
         settings=settings,
         engine=engine,
@@ -59,9 +72,38 @@ def init_app(app: Flask, settings: Settings) -> None:
         meter=Meter(redis, sessions),
         billing=build_billing_service(settings, on_change=auth.forget_workspace),
         auth=auth,
+        slack_app=_slack_app(settings, sessions, redis, scoring, states),
+        slack_states=states,
     )
     app.teardown_appcontext(_close_db)
     logger.info("Tonehub ready; default model %s", scoring.registry.default)
+
+
+def _slack_app(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    redis: Redis,
+    scoring: ScoringService,
+    states: TonehubOAuthStateStore,
+) -> App | None:
+    """The bolt app, or ``None`` when no Slack app is configured."""
+    if not (settings.slack_signing_secret and settings.slack_client_id):
+        return None
+
+    def on_message(
+        event_id: str, team_id: str, enterprise_id: str | None, event: Mapping[str, Any]
+    ) -> None:
+        enqueue_slack_message(redis, event_id, team_id, enterprise_id, event)
+
+    return build_bolt_app(
+        settings,
+        installation_store=TonehubInstallationStore(sessions),
+        state_store=states,
+        on_message=on_message,
+        commands=slack_service.slash_commands(
+            settings, sessions=sessions, redis=redis, scoring=scoring
+        ),
+    )
 
 
 def tonehub() -> Tonehub:

@@ -243,7 +243,13 @@ class StripeWebhookOut(Schema):
     outcome = String(
         required=True,
         metadata={
-            "enum": ["processed", "duplicate", "ignored", "unknown_workspace"],
+            "enum": [
+                "processed",
+                "duplicate",
+                "ignored",
+                "unknown_workspace",
+                "customer_mismatch",
+            ],
             "description": "ignored: not a billing event; unknown_workspace: "
             "no Tonehub workspace has this customer.",
         },
@@ -270,3 +276,8 @@ class BillingOut(Schema):
     )
     subscription = Nested(SubscriptionOut, required=True, allow_none=True)
     has_billing_account = Boolean(required=True)
+
+
+class InstallLinkOut(Schema):
+    url = String(required=True, metadata={"description": "Open it in a browser."})
+    expires_in = Integer(required=True, metadata={"description": "Seconds."})

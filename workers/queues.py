@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from redis import Redis
 from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 DEFAULT_QUEUE = "default"
@@ -14,6 +18,12 @@ QUEUES: tuple[str, ...] = (DEFAULT_QUEUE,)
 
 SCORING_RETRY = Retry(max=3, interval=[5, 30, 120])
 """Retries for scoring jobs (a worker killed mid-job, a flaky database)."""
+
+SLACK_RETRY = Retry(max=5, interval=[1, 5, 30, 120, 600])
+"""Retries of a Slack message job (rate limited, Slack unavailable)."""
+
+SLACK_EVENT_SEEN_SECONDS = 24 * 3600
+"""Slack retries an event for up to an hour or so; its id is kept a day."""
 
 
 def enqueue_score_texts(
@@ -42,3 +52,39 @@ def enqueue_score_texts(
         job_id=job_id,
         retry=SCORING_RETRY,
     )
+
+
+def enqueue_slack_message(
+    redis: Redis,
+    event_id: str,
+    team_id: str,
+    enterprise_id: str | None,
+    event: Mapping[str, Any],
+) -> Job | None:
+    """Queue ``workers.jobs.slack.process_slack_message`` once per event id.
+
+    Slack delivers an event again when it saw no 200 in 3 s (with
+    ``X-Slack-Retry-Num``); the event id is remembered for a day so a retry
+    enqueues nothing. The job itself is also idempotent per message.
+
+    Returns:
+        The job, or ``None`` for an event already seen.
+    """
+    if not redis.set(
+        f"th:slack:event:{event_id}", 1, nx=True, ex=SLACK_EVENT_SEEN_SECONDS
+    ):
+        return None
+    queue = Queue(DEFAULT_QUEUE, connection=redis)
+    try:
+        return queue.enqueue(
+            "workers.jobs.slack.process_slack_message",
+            event_id,
+            team_id,
+            enterprise_id,
+            dict(event),
+            job_id=f"slack-{event_id}",
+            unique=True,
+            retry=SLACK_RETRY,
+        )
+    except DuplicateJobError:
+        return None

@@ -208,9 +208,11 @@ class BillingService:
         )
         try:
             session.commit()
-        except IntegrityError:  # the same event, delivered twice at once
+        except IntegrityError:
             session.rollback()
-            return "duplicate"
+            if session.get(StripeEvent, event_id) is not None:
+                return "duplicate"  # the same event, delivered twice at once
+            raise
         logger.info("Stripe event %s (%s): %s", event_id, kind, outcome)
         if outcome == "processed" and workspace_id and self.on_change:
             self.on_change(workspace_id)
@@ -249,7 +251,19 @@ class BillingService:
         customer = workspace.stripe_customer_id or _text(obj.get("customer"))
         if customer is None:
             return "unknown_workspace"
-        workspace.stripe_customer_id = customer
+        if workspace.stripe_customer_id is None:
+            owner = session.scalar(
+                select(Workspace.id).where(Workspace.stripe_customer_id == customer)
+            )
+            if owner is not None and owner != workspace_id:
+                logger.warning(
+                    "Stripe customer %s belongs to %s, not %s: event ignored",
+                    customer,
+                    owner,
+                    workspace_id,
+                )
+                return "customer_mismatch"
+            workspace.stripe_customer_id = customer
         snapshots = [
             snapshot_from_stripe(sub)
             for sub in self.gateway.list_subscriptions(customer)
@@ -310,4 +324,5 @@ class BillingService:
 
 def _text(value: object) -> str | None:
     """A non-empty string field of a Stripe object, else ``None``."""
-    return value if isinstance(value, str) and value else None
+    ok = isinstance(value, str) and 0 < len(value) <= 255
+    return value if ok else None  # type: ignore[return-value]

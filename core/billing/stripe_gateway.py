@@ -179,7 +179,12 @@ class StripeGateway:
             stripe.WebhookSignature.verify_header(
                 payload, signature, self.webhook_secret, SIGNATURE_TOLERANCE
             )
-        except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+        except (
+            stripe.SignatureVerificationError,
+            UnicodeDecodeError,
+            TypeError,  # a non-ASCII signature in hmac.compare_digest
+            ValueError,
+        ) as exc:
             raise InvalidSignature(
                 "The Stripe-Signature header does not verify for this body."
             ) from exc

@@ -35,6 +35,8 @@ def report_range(
     first = first or period_start(now).date()
     if first > last:
         raise InvalidRequest("'from' must not be after 'to'.", field="from")
+    if last > now.date() + timedelta(days=MAX_REPORT_DAYS):
+        raise InvalidRequest("'to' is more than a year ahead.", field="to")
     if (last - first).days + 1 > MAX_REPORT_DAYS:
         raise InvalidRequest(
             f"A report covers at most {MAX_REPORT_DAYS} days.", field="from"

@@ -14,9 +14,11 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -60,8 +62,8 @@ class Workspace(Base):
         DateTime(timezone=True), default=utcnow
     )
     plan: Mapped[str] = mapped_column(String(16), default="basic")
-    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    stripe_subscription_id: Mapped[str | None] = mapped_column(String(64))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
     subscription_status: Mapped[str | None] = mapped_column(String(32))
     current_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -154,5 +156,101 @@ class StripeEvent(Base):
     workspace_id: Mapped[str | None] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(32))
     processed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+
+
+class SlackInstallation(Base):
+    """A Slack app installation (one per team, or per org for org-wide installs).
+
+    Mirrors ``slack_sdk.oauth.installation_store.Installation``; the connector's
+    store converts. ``workspace_id`` is the Tonehub workspace it meters to.
+    """
+
+    __tablename__ = "slack_installations"
+    __table_args__ = (UniqueConstraint("enterprise_key", "team_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    enterprise_key: Mapped[str] = mapped_column(String(32))
+    """``enterprise_id`` or ``""`` (unique constraints and NULL do not mix)."""
+    team_key: Mapped[str] = mapped_column(String(32))
+    """``team_id``, or ``""`` for an org-wide install."""
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[str] = mapped_column(Text)
+    """The installation as slack_sdk's ``to_dict()``, JSON (tokens included)."""
+    bot_token: Mapped[str | None] = mapped_column(Text)
+    installed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+
+
+class SlackOAuthState(Base):
+    """An OAuth ``state``: single use, short-lived, maybe bound to a workspace."""
+
+    __tablename__ = "slack_oauth_states"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SlackChannel(Base):
+    """Per-channel settings and alert state."""
+
+    __tablename__ = "slack_channels"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    mode: Mapped[str] = mapped_column(String(16), default="reactions")
+    alert_channel: Mapped[str | None] = mapped_column(String(32))
+    alert_threshold: Mapped[int] = mapped_column(Integer, default=50)
+    last_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SlackMessage(Base):
+    """A scored Slack message: no text, the author only as a salted hash."""
+
+    __tablename__ = "slack_messages"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    user_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="claimed")
+    """claimed, scored, done (written back), skipped (quota)."""
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class OutboundEvent(Base):
+    """An event for outbound webhooks (delivered by a later issue's worker)."""
+
+    __tablename__ = "outbound_events"
+
+    id: Mapped[str] = mapped_column(
+        String(40), primary_key=True, default=lambda: new_id("evt")
+    )
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow
     )

@@ -132,6 +132,20 @@ class FakeService:
             return [r for r in self.requests if r.method == method and r.path == path]
 
 
+def serve_forever(fake: FakeService, name: str, settings: dict[str, str]) -> None:
+    """Run a fake in the foreground (``python -m tests.fakes.X``) until Ctrl-C,
+    printing the settings that point Tonehub at it."""
+    fake.verbose = True
+    fake.start()
+    print(f"Fake {name} on {fake.url}")
+    for key, value in settings.items():
+        print(f"  {key}={value}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
 def parse_form(body: bytes) -> dict[str, Any]:
     """Decode Stripe-style form bodies: ``a[b][0][c]=v`` -> nested dicts/lists."""
     root: dict[str, Any] = {}

@@ -41,7 +41,13 @@ import time
 import urllib.request
 from typing import Any
 
-from tests.fakes._server import FakeService, Request, Response, parse_form
+from tests.fakes._server import (
+    FakeService,
+    Request,
+    Response,
+    parse_form,
+    serve_forever,
+)
 
 API_KEY = "sk_test_tonehub_fake"
 WEBHOOK_SECRET = "whsec_tonehub_fake"
@@ -574,18 +580,17 @@ def main() -> None:
     parser.add_argument("--webhook-url", default=None)
     args = parser.parse_args()
     fake = FakeStripe(port=args.port, webhook_url=args.webhook_url)
-    fake.verbose = True
-    fake.start()
-    print(f"Fake Stripe on {fake.url}")
-    print(f"  TONEHUB_STRIPE_API_BASE={fake.url}")
-    print(f"  TONEHUB_STRIPE_SECRET_KEY={fake.api_key}")
-    print(f"  TONEHUB_STRIPE_WEBHOOK_SECRET={fake.webhook_secret}")
-    print("  TONEHUB_STRIPE_PRICE_PLUS=price_plus_monthly")
-    print("  TONEHUB_STRIPE_PRICE_PRO=price_pro_monthly")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        fake.stop()
+    serve_forever(
+        fake,
+        "Stripe",
+        {
+            "TONEHUB_STRIPE_API_BASE": fake.url,
+            "TONEHUB_STRIPE_SECRET_KEY": fake.api_key,
+            "TONEHUB_STRIPE_WEBHOOK_SECRET": fake.webhook_secret,
+            "TONEHUB_STRIPE_PRICE_PLUS": "price_plus_monthly",
+            "TONEHUB_STRIPE_PRICE_PRO": "price_pro_monthly",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -267,3 +267,40 @@ def test_set_plan_overrides_a_cancelled_subscription(
     runner = stripe_app.test_cli_runner()
     assert runner.invoke(args=["set-plan", ws, "pro"]).exit_code == 0
     assert sclient.get("/v1/billing", headers=auth).get_json()["plan"] == "pro"
+
+
+def test_non_ascii_signature_is_400(sclient):
+    response = sclient.post(
+        "/webhooks/stripe", data=b"{}", headers={"Stripe-Signature": "t=1,v1=\u00e9"}
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_signature"
+
+
+def test_an_event_naming_another_workspaces_customer_is_not_applied(
+    stripe_app, sclient, fake_stripe, owner, keys
+):
+    ws, auth = owner
+    checkout = sclient.post("/v1/billing/checkout", json={"plan": "plus"}, headers=auth)
+    assert checkout.status_code == 200
+    with stripe_app.extensions["tonehub"].sessions() as s:
+        customer = s.get(Workspace, ws).stripe_customer_id
+    from tests.conftest import ApiKeyActions
+
+    other, _, _ = ApiKeyActions(stripe_app).issue("Other")
+    event = {
+        "id": "evt_cross",
+        "type": "customer.subscription.updated",
+        "data": {
+            "object": {
+                "id": "sub_x",
+                "customer": customer,
+                "metadata": {"workspace_id": other},
+            }
+        },
+    }
+    response = post_event(sclient, fake_stripe, event)
+    assert response.status_code == 200
+    assert response.get_json()["outcome"] == "customer_mismatch"
+    with stripe_app.extensions["tonehub"].sessions() as s:
+        assert s.get(Workspace, other).stripe_customer_id is None

@@ -248,3 +248,24 @@ def test_usage_dates_are_strict(client, auth) -> None:
         client.get("/v1/usage?to=2020-01-01", headers=auth), 400, "invalid_request"
     )
     assert error["field"] == "to"
+
+
+def test_usage_range_far_ahead_is_refused(client, auth) -> None:
+    for query in ("from=9999-12-01&to=9999-12-31", "from=2026-12-01&to=2099-01-01"):
+        error = _error(
+            client.get(f"/v1/usage?{query}", headers=auth), 400, "invalid_request"
+        )
+        assert error["field"] == "to"
+
+
+def test_cli_finds_the_embedded_redis_of_make_run(tmp_path, redis_url) -> None:
+    from webapp import create_app
+
+    if not redis_url.startswith("unix://"):
+        pytest.skip("needs the embedded (unix socket) Redis")
+    (tmp_path / "redis.url").write_text(redis_url)
+    app = create_app({"VAR_DIR": str(tmp_path), "DATABASE_URL": "sqlite://"})
+    assert app.extensions["tonehub"].settings.redis_url == redis_url
+    (tmp_path / "redis.url").write_text("unix:///nonexistent/redis.socket?db=0")
+    app = create_app({"VAR_DIR": str(tmp_path), "DATABASE_URL": "sqlite://"})
+    assert app.extensions["tonehub"].settings.redis_url == "redis://127.0.0.1:6379/0"

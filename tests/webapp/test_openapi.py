@@ -14,6 +14,10 @@ UNDOCUMENTED = {
     "/static/<path:filename>",
     "/billing/complete",
     "/billing/cancelled",
+    # Slack's own protocol (signed by Slack; see connectors/slack/manifest.yml).
+    "/slack/events",
+    "/slack/install",
+    "/slack/oauth_redirect",
 }
 
 

@@ -17,8 +17,8 @@ depends_on = None
 
 WORKSPACE_COLUMNS = [
     sa.Column("plan", sa.String(16), nullable=False, server_default="basic"),
-    sa.Column("stripe_customer_id", sa.String(64), nullable=True),
-    sa.Column("stripe_subscription_id", sa.String(64), nullable=True),
+    sa.Column("stripe_customer_id", sa.String(255), nullable=True),
+    sa.Column("stripe_subscription_id", sa.String(255), nullable=True),
     sa.Column("subscription_status", sa.String(32), nullable=True),
     sa.Column("current_period_end", sa.DateTime(timezone=True), nullable=True),
     sa.Column(

@@ -1,0 +1,244 @@
+"""Slack end to end: install, signed events, the worker, write-back, metering."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from core.persistence.models import SlackMessage, UsageDaily, Workspace
+from tests.connectors.slack.conftest import message_event
+
+NEGATIVE = "This is the third outage this week and nobody answers. I am furious."
+POSITIVE = "Thank you so much, the fix works perfectly!"
+
+
+def _db(slack):
+    return slack.app.extensions["tonehub"].sessions()
+
+
+def _usage(slack, ws: str) -> int:
+    with _db(slack) as s:
+        return int(
+            s.scalar(
+                select(func.coalesce(func.sum(UsageDaily.count), 0)).where(
+                    UsageDaily.workspace_id == ws, UsageDaily.source == "slack"
+                )
+            )
+        )
+
+
+def test_install_from_slack_creates_a_basic_workspace(slack) -> None:
+    ws = slack.install()
+    with _db(slack) as s:
+        workspace = s.get(Workspace, ws)
+        assert workspace.plan == "basic" and "Acme Support" in workspace.name
+    bot = slack.app.extensions["tonehub"].slack_app.installation_store.find_bot(
+        enterprise_id=None, team_id="T0001"
+    )
+    assert bot.bot_token in slack.fake.tokens and bot.bot_user_id == "U0BOT"
+
+
+def test_install_started_from_tonehub_links_that_workspace(slack, keys) -> None:
+    ws, _, secret = keys.issue("Tonehub Acme")
+    link = slack.client.post(
+        "/v1/connectors/slack/install", headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert link.status_code == 200
+    assert slack.install(link.get_json()["url"]) == ws
+
+
+def test_state_is_single_use_and_checked(slack) -> None:
+    import urllib.error
+    import urllib.request
+
+    from tests.connectors.slack.conftest import _NoRedirect
+
+    start = slack.client.get("/slack/install")
+    try:
+        urllib.request.build_opener(_NoRedirect()).open(start.headers["Location"])
+    except urllib.error.HTTPError as exc:
+        callback = exc.headers["Location"].split("localhost", 1)[1]
+    assert slack.client.get(callback).status_code == 200
+    replay = slack.client.get(callback)  # the same state again
+    assert replay.status_code == 401 and "invalid_state" in replay.get_data(
+        as_text=True
+    )
+    forged = slack.client.get("/slack/oauth_redirect?code=x&state=forged")
+    assert forged.status_code in (400, 401)
+
+
+def test_a_message_is_scored_once_whatever_slack_retries(slack) -> None:
+    ws = slack.install()
+    payload = message_event(NEGATIVE)
+    first = slack.post(payload)
+    assert first.status_code == 200
+    for n in (1, 2, 3):  # Slack's retries of the same event
+        assert slack.post(payload, retry_num=n).status_code == 200
+    started = time.monotonic()
+    slack.work()
+    assert time.monotonic() - started < 5
+    reactions = slack.fake.calls_to("reactions.add")
+    assert len(reactions) == 1
+    assert reactions[0]["params"]["name"] == "red_circle"
+    assert reactions[0]["params"]["timestamp"] == payload["event"]["ts"]
+    assert _usage(slack, ws) == 1
+    with _db(slack) as s:
+        row = s.get(SlackMessage, ("T0001", "C0SUPPORT", payload["event"]["ts"]))
+        assert row.label == "negative" and row.status == "done"
+        assert "U0ALICE" not in row.user_hash and len(row.user_hash) == 64
+
+
+def test_the_same_message_as_another_event_is_not_scored_again(slack) -> None:
+    ws = slack.install()
+    payload = message_event(POSITIVE)
+    slack.post(payload)
+    again = dict(payload, event_id="EvOTHER")  # e.g. delivered under a new id
+    slack.post(again)
+    slack.work()
+    assert len(slack.fake.calls_to("reactions.add")) == 1
+    assert _usage(slack, ws) == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"subtype": "message_changed"},
+        {"subtype": "message_deleted"},
+        {"subtype": "channel_join"},
+        {"subtype": "channel_topic"},
+        {"subtype": "bot_message", "bot_id": "B0OTHER"},
+        {"bot_id": "B0OTHER"},
+        {"user": "U0BOT"},
+        {"text": ""},
+        {"text": "```print('only code')```"},
+        {"channel_type": "im"},
+    ],
+)
+def test_skipped_messages_cost_nothing(slack, extra) -> None:
+    ws = slack.install()
+    fields = {"text": NEGATIVE, **extra}
+    slack.post(message_event(fields.pop("text"), **fields))
+    slack.work()
+    assert slack.fake.calls_to("reactions.add") == []
+    assert _usage(slack, ws) == 0
+
+
+def test_threads_and_private_channels_are_scored(slack) -> None:
+    slack.install()
+    slack.post(message_event(POSITIVE, thread_ts="1764700000.000001"))
+    slack.post(message_event(POSITIVE, channel="G0PRIVATE", channel_type="group"))
+    slack.work()
+    assert len(slack.fake.calls_to("reactions.add")) == 2
+
+
+def test_tampered_stale_and_unsigned_requests_are_refused(slack) -> None:
+    ws = slack.install()
+    payload = message_event(NEGATIVE)
+    assert slack.post(payload, secret="wrong").status_code == 401
+    assert slack.post(payload, timestamp=int(time.time()) - 301).status_code == 401
+    unsigned = slack.client.post("/slack/events", json=payload)
+    assert unsigned.status_code == 401
+    slack.work()
+    assert slack.fake.calls_to("reactions.add") == [] and _usage(slack, ws) == 0
+
+
+def test_non_ascii_bodies(slack) -> None:
+    slack.install()
+    slack.post(message_event("Merci beaucoup, c'est génial ! 🎉 :tada:"))
+    slack.work()
+    [call] = slack.fake.calls_to("reactions.add")
+    assert call["params"]["name"] == "large_green_circle"
+
+
+def test_url_verification(slack) -> None:
+    answer = slack.post(
+        {"type": "url_verification", "challenge": "abc123", "token": "legacy"}
+    )
+    assert answer.status_code == 200 and answer.get_json() == {"challenge": "abc123"}
+
+
+def test_uninstall_deletes_the_tokens(slack) -> None:
+    slack.install()
+    store = slack.app.extensions["tonehub"].slack_app.installation_store
+    uninstall = message_event("x")
+    uninstall["event"] = {"type": "app_uninstalled", "event_ts": "1"}
+    assert slack.post(uninstall).status_code == 200
+    assert store.find_installation(enterprise_id=None, team_id="T0001") is None
+    slack.post(message_event(NEGATIVE))
+    slack.work()
+    assert slack.fake.calls_to("reactions.add") == []
+
+
+def test_rate_limited_slack_is_retried_after_retry_after(slack) -> None:
+    slack.install()
+    slack.fake.fail_next("reactions.add", status=429, retry_after=1)
+    slack.post(message_event(NEGATIVE))
+    started = time.monotonic()
+    slack.work()
+    assert len(slack.fake.calls_to("reactions.add")) == 2  # the 429, then the retry
+    assert time.monotonic() - started >= 1.0
+    assert len(slack.fake.reactions) == 1
+
+
+def test_quota_exhaustion_stops_scoring_and_tells_the_installer_once(slack) -> None:
+    ws = slack.install()
+    from datetime import UTC, datetime
+
+    with _db(slack) as s:
+        s.add(
+            UsageDaily(
+                workspace_id=ws,
+                day=datetime.now(UTC).date(),
+                source="api",
+                api_key_id="k",
+                label="neutral",
+                count=10_000,
+            )
+        )
+        s.commit()
+    for text in (NEGATIVE, POSITIVE, NEGATIVE):
+        slack.post(message_event(text))
+    slack.work()
+    assert slack.fake.calls_to("reactions.add") == []
+    dms = [
+        c
+        for c in slack.fake.calls_to("chat.postMessage")
+        if c["params"].get("channel") == "U0INSTALL"
+    ]
+    assert len(dms) == 1 and "quota" in dms[0]["params"]["text"]
+    assert _usage(slack, ws) == 0
+
+
+def test_tokens_revoked_deletes_the_bot_token(slack) -> None:
+    slack.install()
+    store = slack.app.extensions["tonehub"].slack_app.installation_store
+    revoked = message_event("x")
+    revoked["event"] = {
+        "type": "tokens_revoked",
+        "event_ts": "1",
+        "tokens": {"bot": ["U0BOT"]},
+    }
+    assert slack.post(revoked).status_code == 200
+    assert store.find_bot(enterprise_id=None, team_id="T0001") is None
+
+
+def test_make_demo_slack_passes() -> None:
+    """The demo: real gunicorn, worker and scheduler against the fake Slack."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "scripts/demo_slack.py"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "reactions in the fake's log: ['red_circle']; texts metered: 1" in done.stdout
+    )
