@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check model model-commercial evaluate eval bench bench-metering demo-slack clean
+.PHONY: run test check model model-commercial evaluate eval bench bench-metering demo-slack demo-salesforce clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +59,12 @@ bench-metering: $(VENV)/.runtime
 	$(PY) scripts/bench_metering.py
 
 ## demo-slack: fake Slack + the service + an install + a signed event sent twice
-demo-slack: $(VENV)/.runtime
+demo-slack: $(VENV)/.test
 	$(PY) scripts/demo_slack.py
+
+## demo-salesforce: fake org (300 Cases) + the service + OAuth connect + three syncs
+demo-salesforce: $(VENV)/.test
+	$(PY) scripts/demo_salesforce.py
 
 clean:
 	rm -rf var/redis var/tonehub.db* var/dev_api_key.json

@@ -52,6 +52,9 @@ DEFAULT_USAGE_FLUSH_SECONDS = 10
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 """The Slack Web API; tests and demos point it at ``tests/fakes/slack.py``."""
 
+DEFAULT_SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
+"""Where Salesforce's OAuth lives; the fake's URL in tests and demos."""
+
 ENV_PREFIX = "TONEHUB_"
 
 
@@ -83,6 +86,17 @@ class Settings:
         slack_api_url: Base URL of the Slack Web API.
         slack_user_salt: Salt of the hashed Slack user ids (defaults to one
             derived from the signing secret).
+        secret_key: Encrypts connector tokens at rest (Fernet, derived).
+        salesforce_client_id: The connected app's consumer key.
+        salesforce_client_secret: The connected app's consumer secret.
+        salesforce_login_url: Salesforce's login host for OAuth.
+        salesforce_jwt_key: PEM private key (or a path to one) for the JWT
+            bearer flow.
+        salesforce_ca_bundle: CA file to trust for Salesforce (tests, demos).
+        salesforce_api_version: REST API version.
+        salesforce_sync_minutes: Default minutes between syncs of an org.
+        salesforce_budget_share: Share of the org's daily API allocation a
+            sync may bring it to before pausing.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -106,6 +120,15 @@ class Settings:
     slack_client_secret: str = ""
     slack_api_url: str = DEFAULT_SLACK_API_URL
     slack_user_salt: str = ""
+    secret_key: str = ""
+    salesforce_client_id: str = ""
+    salesforce_client_secret: str = ""
+    salesforce_login_url: str = DEFAULT_SALESFORCE_LOGIN_URL
+    salesforce_jwt_key: str = ""
+    salesforce_ca_bundle: str = ""
+    salesforce_api_version: str = "59.0"
+    salesforce_sync_minutes: int = 5
+    salesforce_budget_share: float = 0.5
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:

@@ -25,7 +25,8 @@ The tree::
     └── ServiceUnavailable       unavailable           503
         ├── BillingUnavailable   billing_unavailable   503
         ├── BillingNotConfigured billing_not_configured 503
-        └── SlackNotConfigured   slack_not_configured  503
+        ├── SlackNotConfigured   slack_not_configured  503
+        └── SalesforceNotConfigured salesforce_not_configured 503
 
 Codes are part of the public API: they never change once released. The web
 layer renders any of these as ``{"error": {"code", "message"}}`` with
@@ -208,3 +209,9 @@ class SlackNotConfigured(ServiceUnavailable):
     """This deployment has no Slack app credentials configured."""
 
     code = "slack_not_configured"
+
+
+class SalesforceNotConfigured(ServiceUnavailable):
+    """No Salesforce connected app (or no secret key for its tokens)."""
+
+    code = "salesforce_not_configured"

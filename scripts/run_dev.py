@@ -61,6 +61,8 @@ def main() -> int:
             env["TONEHUB_REDIS_URL"] = f"unix://{redis_server.socket_file}?db=0"  # type: ignore[attr-defined]
             # CLI commands in another terminal find it here (core.config).
             (VAR / "redis.url").write_text(env["TONEHUB_REDIS_URL"])
+        if not env.get("TONEHUB_SECRET_KEY"):
+            env["TONEHUB_SECRET_KEY"] = _dev_secret_key()
         flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
         subprocess.run([*flask, "init-db"], cwd=REPO, env=env, check=True)
         subprocess.run(
@@ -118,6 +120,18 @@ def main() -> int:
         if redis_server is not None:
             (VAR / "redis.url").unlink(missing_ok=True)
             stop_embedded_redis(redis_server)
+
+
+def _dev_secret_key() -> str:
+    """The development secret key (connector tokens), made once in var/."""
+    import secrets
+
+    path = VAR / "secret.key"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

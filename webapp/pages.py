@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from html import escape
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
+
+from connectors.salesforce.connect import SalesforceAuthError, complete_oauth
+from core.secrets import SecretBox
+from webapp.extensions import get_db, tonehub
 
 bp = Blueprint("pages", __name__)
 
@@ -21,9 +25,38 @@ padding: 0 1rem; color: #1a1a1a">
 <h1>{title}</h1><p>{text}</p></body></html>"""
 
 
-def _page(title: str, text: str) -> Response:
+def _page(title: str, text: str, status: int = 200) -> Response:
     html = _PAGE.format(title=escape(title), text=escape(text))
-    return Response(html, mimetype="text/html")
+    return Response(html, status=status, mimetype="text/html")
+
+
+@bp.get("/salesforce/oauth/callback")
+def salesforce_callback() -> Response:
+    """Salesforce's OAuth redirect: the state (single use) names the workspace."""
+    ext = tonehub()
+    state, code = request.args.get("state", ""), request.args.get("code", "")
+    raw = ext.redis.getdel(f"th:sf:state:{state}") if state else None
+    workspace_id = raw.decode() if isinstance(raw, bytes) else raw
+    if not workspace_id or not code:
+        return _page(
+            "Connection failed",
+            "This link has expired or was already used. Start again from Tonehub.",
+            400,
+        )
+    try:
+        conn = complete_oauth(
+            ext.settings,
+            get_db(),
+            SecretBox(ext.settings.secret_key),
+            str(workspace_id),
+            code,
+        )
+    except SalesforceAuthError as exc:
+        return _page("Connection failed", exc.message, 400)
+    return _page(
+        "Salesforce connected",
+        f"Org {conn.org_id} is connected. Its Cases are scored at the next sync.",
+    )
 
 
 @bp.get("/billing/complete")

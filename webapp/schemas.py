@@ -19,6 +19,7 @@ from apiflask.fields import (
     String,
 )
 from marshmallow import ValidationError, post_dump
+from marshmallow.validate import Length, Range
 
 
 class StrictBoolean(Boolean):
@@ -281,3 +282,50 @@ class BillingOut(Schema):
 class InstallLinkOut(Schema):
     url = String(required=True, metadata={"description": "Open it in a browser."})
     expires_in = Integer(required=True, metadata={"description": "Seconds."})
+
+
+class JwtConnectIn(Schema):
+    username = String(
+        required=True,
+        validate=Length(min=3, max=255),
+        metadata={"description": "The integration user the connected app acts as."},
+    )
+
+
+class BackfillIn(Schema):
+    days = Integer(required=True, validate=Range(min=1, max=365))
+
+
+class SyncQueuedOut(Schema):
+    queued = Boolean(
+        required=True, metadata={"description": "false: a sync is already pending."}
+    )
+
+
+class SalesforceOut(Schema):
+    id = String(required=True)
+    org_id = String(required=True)
+    instance_url = String(required=True)
+    auth = String(required=True, metadata={"enum": ["oauth", "jwt"]})
+    status = String(
+        required=True,
+        metadata={
+            "enum": [
+                "connected",
+                "paused_budget",
+                "paused_quota",
+                "auth_revoked",
+                "error",
+            ]
+        },
+    )
+    last_error = String(required=True, allow_none=True)
+    last_sync_at = DateTime(required=True, allow_none=True)
+    cases_scored = Integer(required=True)
+    api_calls_last_sync = Integer(required=True)
+    api_calls_total = Integer(required=True)
+    org_api_usage = String(
+        required=True, allow_none=True, metadata={"description": "used/max today"}
+    )
+    watermark = String(required=True, allow_none=True)
+    sync_minutes = Integer(required=True, allow_none=True)

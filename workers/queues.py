@@ -88,3 +88,41 @@ def enqueue_slack_message(
         )
     except DuplicateJobError:
         return None
+
+
+SALESFORCE_SYNC_TIMEOUT = 3600
+"""A sync of a big backfill may take a while; one hour at most."""
+
+
+def enqueue_salesforce_sync(redis: Redis, connection_id: str) -> Job | None:
+    """Queue one sync of an org, unless one is already queued or running.
+
+    Returns:
+        The job, or ``None`` when a sync of this org is already pending.
+    """
+    queue = Queue(DEFAULT_QUEUE, connection=redis)
+    job_id = f"sf-sync-{connection_id}"
+    existing = (
+        Job.fetch(job_id, connection=redis)
+        if Job.exists(job_id, connection=redis)
+        else None
+    )
+    if existing is not None and existing.get_status() in (
+        "queued",
+        "started",
+        "scheduled",
+    ):
+        return None
+    if existing is not None:
+        existing.delete()
+    try:
+        return queue.enqueue(
+            "workers.jobs.salesforce.sync_salesforce",
+            connection_id,
+            job_id=job_id,
+            unique=True,
+            job_timeout=SALESFORCE_SYNC_TIMEOUT,
+            result_ttl=3600,
+        )
+    except DuplicateJobError:
+        return None

@@ -1,7 +1,8 @@
 """Scheduler entry point: ``python -m workers.scheduler``.
 
 Runs RQ's own ``CronScheduler``: it enqueues the periodic jobs (the usage
-flush; later connector syncs) on the queues the workers listen on. Run one
+flush; every minute, the Salesforce syncs that are due) on the queues the
+workers listen on. Run one
 per deployment; a second one only enqueues duplicate flushes, which are
 harmless (the flush is idempotent).
 """
@@ -14,6 +15,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from core.config import Settings
+from workers.jobs.salesforce import schedule_salesforce_syncs
 from workers.jobs.usage import flush_usage
 from workers.queues import DEFAULT_QUEUE
 
@@ -28,6 +30,14 @@ def build_scheduler(settings: Settings, connection: Redis) -> CronScheduler:
         job_timeout=300,
         result_ttl=600,
         name="flush_usage",
+    )
+    scheduler.register(
+        schedule_salesforce_syncs,
+        queue_name=DEFAULT_QUEUE,
+        interval=60,
+        job_timeout=120,
+        result_ttl=600,
+        name="schedule_salesforce_syncs",
     )
     return scheduler
 

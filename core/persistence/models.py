@@ -254,3 +254,62 @@ class OutboundEvent(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow
     )
+
+
+class SalesforceConnection(Base):
+    """A Salesforce org connected to a workspace (one per workspace).
+
+    Tokens are stored encrypted (``core.secrets``); ``status`` is one of
+    ``connected``, ``paused_budget``, ``paused_quota``, ``auth_revoked``,
+    ``error``.
+    """
+
+    __tablename__ = "salesforce_connections"
+
+    id: Mapped[str] = mapped_column(
+        String(32), primary_key=True, default=lambda: new_id("sfc")
+    )
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), unique=True
+    )
+    org_id: Mapped[str] = mapped_column(String(32))
+    instance_url: Mapped[str] = mapped_column(String(255))
+    auth_kind: Mapped[str] = mapped_column(String(8))
+    """``oauth`` (web-server flow, refresh token) or ``jwt`` (bearer flow)."""
+    username: Mapped[str | None] = mapped_column(String(255))
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="connected")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    settings: Mapped[str] = mapped_column(Text, default="{}")
+    """JSON: field names, text fields, sync interval."""
+    watermark_ts: Mapped[str | None] = mapped_column(String(32))
+    watermark_id: Mapped[str | None] = mapped_column(String(18))
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cases_scored: Mapped[int] = mapped_column(BigInteger, default=0)
+    api_calls_last_sync: Mapped[int] = mapped_column(Integer, default=0)
+    api_calls_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    api_usage: Mapped[str | None] = mapped_column(String(32))
+    """The org's daily use from ``Sforce-Limit-Info``, ``"used/max"``."""
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+
+
+class SalesforceCase(Base):
+    """What Tonehub knows of a Case: the hash of its text and its score."""
+
+    __tablename__ = "salesforce_cases"
+
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("salesforce_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    case_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    model: Mapped[str | None] = mapped_column(String(64))
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    written: Mapped[bool] = mapped_column(Boolean, default=False)
+    write_error: Mapped[str | None] = mapped_column(Text)

@@ -9,6 +9,7 @@ product, so each one also runs on its own for demos (``python -m tests.fakes.X``
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,7 +61,13 @@ class Response:
 class FakeService:
     """Base of a fake: a server thread, a request log, a ``handle`` method."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.requests: list[Request] = []
         self._log_lock = threading.Lock()
         fake = self
@@ -101,12 +108,18 @@ class FakeService:
         self.verbose = False
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True
+            )
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def handle(self, request: Request) -> Response:  # pragma: no cover
         raise NotImplementedError

@@ -18,6 +18,7 @@ UNDOCUMENTED = {
     "/slack/events",
     "/slack/install",
     "/slack/oauth_redirect",
+    "/salesforce/oauth/callback",
 }
 
 

@@ -52,7 +52,8 @@ def test_flush_job_moves_usage_and_reports_thresholds(
 
 def test_scheduler_registers_the_flush(settings: Settings, redis: Redis) -> None:
     scheduler = build_scheduler(settings, redis)
-    [job] = scheduler.get_jobs()
-    assert job.func_name == "workers.jobs.usage.flush_usage"
-    assert job.interval == settings.usage_flush_seconds
-    assert job.queue_name == DEFAULT_QUEUE
+    jobs = {job.func_name: job for job in scheduler.get_jobs()}
+    flush = jobs["workers.jobs.usage.flush_usage"]
+    assert flush.interval == settings.usage_flush_seconds
+    assert flush.queue_name == DEFAULT_QUEUE
+    assert jobs["workers.jobs.salesforce.schedule_salesforce_syncs"].interval == 60

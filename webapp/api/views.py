@@ -33,7 +33,13 @@ BATCH_MAX_CHARS = 500_000
 
 AUTH_ERRORS = {401: "unauthorized", 429: "rate_limited, quota_exceeded"}
 JSON_BODY_ENDPOINTS = frozenset(
-    {"api.score_text", "api.score_batch", "api.billing_checkout"}
+    {
+        "api.score_text",
+        "api.score_batch",
+        "api.billing_checkout",
+        "api.salesforce_connect_jwt",
+        "api.salesforce_backfill",
+    }
 )
 BODY_ERRORS = {
     **AUTH_ERRORS,

@@ -1,0 +1,1 @@
+"""The Salesforce connector: keeps a sentiment field current on every Case."""

@@ -1,0 +1,190 @@
+"""Connecting an org: OAuth web-server flow, JWT bearer flow, status, disconnect.
+
+Tokens are encrypted (``core.secrets.SecretBox``) before they reach the
+database and never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.salesforce.client import (
+    SalesforceAuthError,
+    http_session,
+    jwt_assertion,
+    token_request,
+)
+from core.config import Settings
+from core.errors import NotFound
+from core.persistence.models import SalesforceConnection
+from core.secrets import SecretBox
+
+logger = logging.getLogger(__name__)
+
+
+def redirect_uri(settings: Settings) -> str:
+    """The OAuth callback registered on the connected app."""
+    return f"{settings.public_url.rstrip('/')}/salesforce/oauth/callback"
+
+
+def authorize_url(settings: Settings, state: str) -> str:
+    """Where to send the admin to allow Tonehub into the org."""
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": settings.salesforce_client_id,
+            "redirect_uri": redirect_uri(settings),
+            "scope": "api refresh_token",
+            "state": state,
+        }
+    )
+    return (
+        f"{settings.salesforce_login_url.rstrip('/')}/services/oauth2/authorize?{query}"
+    )
+
+
+def _org_id(body: dict[str, Any]) -> str:
+    # "id": "https://login.salesforce.com/id/<org id>/<user id>"
+    parts = str(body.get("id", "")).rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def _store(
+    session: Session,
+    box: SecretBox,
+    workspace_id: str,
+    body: dict[str, Any],
+    *,
+    kind: str,
+    username: str | None = None,
+) -> SalesforceConnection:
+    conn = session.scalar(
+        select(SalesforceConnection).where(
+            SalesforceConnection.workspace_id == workspace_id
+        )
+    )
+    if conn is None:
+        conn = SalesforceConnection(workspace_id=workspace_id, settings="{}")
+        session.add(conn)
+    conn.org_id = _org_id(body)
+    conn.instance_url = str(body["instance_url"])
+    conn.auth_kind, conn.username = kind, username
+    conn.access_token = box.seal(str(body["access_token"]))
+    refresh = body.get("refresh_token")
+    conn.refresh_token = box.seal(str(refresh)) if refresh else None
+    conn.status, conn.last_error = "connected", None
+    conn.cases_scored = conn.cases_scored or 0
+    conn.api_calls_last_sync = conn.api_calls_last_sync or 0
+    conn.api_calls_total = conn.api_calls_total or 0
+    session.commit()
+    logger.info(
+        "Salesforce org %s connected to %s (%s)", conn.org_id, workspace_id, kind
+    )
+    return conn
+
+
+def complete_oauth(
+    settings: Settings, session: Session, box: SecretBox, workspace_id: str, code: str
+) -> SalesforceConnection:
+    """Exchange the callback's code for tokens and store the connection."""
+    body = token_request(
+        settings,
+        http_session(settings),
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": settings.salesforce_client_id,
+            "client_secret": settings.salesforce_client_secret,
+            "redirect_uri": redirect_uri(settings),
+        },
+        login_url=settings.salesforce_login_url,
+    )
+    return _store(session, box, workspace_id, body, kind="oauth")
+
+
+def connect_jwt(
+    settings: Settings,
+    session: Session,
+    box: SecretBox,
+    workspace_id: str,
+    username: str,
+) -> SalesforceConnection:
+    """Server-to-server: a JWT bearer assertion for ``username``."""
+    login = settings.salesforce_login_url
+    body = token_request(
+        settings,
+        http_session(settings),
+        {
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "assertion": jwt_assertion(settings, username, audience=login),
+        },
+        login_url=login,
+    )
+    return _store(session, box, workspace_id, body, kind="jwt", username=username)
+
+
+def get_connection(session: Session, workspace_id: str) -> SalesforceConnection:
+    """The workspace's connection or ``NotFound``."""
+    conn = session.scalar(
+        select(SalesforceConnection).where(
+            SalesforceConnection.workspace_id == workspace_id
+        )
+    )
+    if conn is None:
+        raise NotFound("No Salesforce org is connected to this workspace.")
+    return conn
+
+
+def status(session: Session, workspace_id: str) -> dict[str, Any]:
+    """What the dashboard and ``GET /v1/connectors/salesforce`` show."""
+    conn = get_connection(session, workspace_id)
+    config = json.loads(conn.settings or "{}")
+    return {
+        "id": conn.id,
+        "org_id": conn.org_id,
+        "instance_url": conn.instance_url,
+        "auth": conn.auth_kind,
+        "status": conn.status,
+        "last_error": conn.last_error,
+        "last_sync_at": conn.last_sync_at,
+        "cases_scored": conn.cases_scored,
+        "api_calls_last_sync": conn.api_calls_last_sync,
+        "api_calls_total": conn.api_calls_total,
+        "org_api_usage": conn.api_usage,
+        "watermark": conn.watermark_ts,
+        "sync_minutes": config.get("sync_minutes"),
+    }
+
+
+def disconnect(session: Session, workspace_id: str) -> None:
+    """Forget the org: tokens and the Cases' scores go."""
+    conn = get_connection(session, workspace_id)
+    session.delete(conn)
+    session.commit()
+    logger.info("Salesforce disconnected from %s", workspace_id)
+
+
+def backfill(session: Session, workspace_id: str, days: int, *, now: datetime) -> str:
+    """Move the watermark back ``days`` so the next sync takes those Cases in.
+
+    Unchanged Cases are still not rescored (their text hash is known).
+    """
+    conn = get_connection(session, workspace_id)
+    start = (now - timedelta(days=days)).astimezone(UTC)
+    stamp = start.isoformat(timespec="milliseconds")
+    if conn.watermark_ts is None or stamp < conn.watermark_ts:
+        conn.watermark_ts, conn.watermark_id = stamp, ""
+    if conn.status in ("error", "paused_budget", "paused_quota"):
+        conn.status = "connected"
+    session.commit()
+    return conn.id
+
+
+__all__ = ["SalesforceAuthError"]

@@ -1,0 +1,310 @@
+"""Salesforce through the real simple-salesforce against the fake org (TLS)."""
+
+from __future__ import annotations
+
+import math
+
+from rq import Queue, SimpleWorker
+from sqlalchemy import func, select
+
+from core.persistence.models import SalesforceCase, SalesforceConnection, UsageDaily
+from workers.queues import DEFAULT_QUEUE
+
+
+def _metered(sf) -> int:
+    with sf.app.extensions["tonehub"].sessions() as s:
+        return int(
+            s.scalar(
+                select(func.coalesce(func.sum(UsageDaily.count), 0)).where(
+                    UsageDaily.workspace_id == sf.workspace_id,
+                    UsageDaily.source == "salesforce",
+                )
+            )
+        )
+
+
+def test_connect_stores_tokens_encrypted(sf) -> None:
+    status = sf.connect()
+    assert status["status"] == "connected" and status["auth"] == "oauth"
+    assert status["org_id"] == "00D000000000FAKE"
+    with sf.app.extensions["tonehub"].sessions() as s:
+        conn = s.scalars(select(SalesforceConnection)).one()
+        assert conn.access_token not in sf.fake.tokens  # not in clear
+        assert "00D!" not in conn.access_token and conn.refresh_token
+
+
+def test_a_sync_scores_each_case_once_and_writes_in_few_calls(sf) -> None:
+    n = 340
+    sf.fake.seed(n)
+    sf.connect()
+    report = sf.sync()
+    assert (report.scored, report.written, report.failed) == (n, n, 0)
+    assert report.write_calls == math.ceil(n / 200)
+    assert (
+        len(sf.fake.calls_to("PATCH", "/services/data/v59.0/composite/sobjects")) == 2
+    )
+    labels = {c["Sentiment__c"] for c in sf.fake.cases.values()}
+    assert labels == {"Negative", "Positive", "Neutral"}
+    assert _metered(sf) == n
+    # Our write-back bumped every SystemModstamp: the next sync sees them all
+    # again, recognises the text, and neither scores nor writes.
+    again = sf.sync()
+    assert (again.seen, again.scored, again.write_calls) == (n, 0, 0)
+    assert _metered(sf) == n
+    third = sf.sync()
+    assert (third.seen, third.scored) == (0, 0)
+    status = sf.status()
+    assert status["cases_scored"] == n and status["api_calls_last_sync"] >= 1
+
+
+def test_an_edited_case_is_rescored_once(sf) -> None:
+    [a, b] = sf.fake.seed(2)
+    sf.connect()
+    sf.sync()
+    sf.fake.edit(
+        b, Description="Actually this is the worst support ever, I am furious."
+    )
+    before = sf.fake.cases[b]["Sentiment__c"]
+    report = sf.sync()
+    assert (report.scored, report.written) == (1, 1)
+    after = sf.fake.cases[b]["Sentiment__c"]
+    assert after in ("Negative", "Mixed") and after != before
+    assert sf.sync().scored == 0 and _metered(sf) == 3
+
+
+def test_ties_on_system_modstamp_across_pages(sf) -> None:
+    ids = sf.fake.seed(120, same_stamp=True)  # one timestamp, three pages of 50
+    sf.connect()
+    report = sf.sync()
+    assert report.scored == 120
+    with sf.app.extensions["tonehub"].sessions() as s:
+        assert s.scalar(select(func.count()).select_from(SalesforceCase)) == 120
+        conn = s.scalars(select(SalesforceConnection)).one()
+        assert conn.watermark_id == max(
+            c["Id"]
+            for c in sf.fake.cases.values()
+            if c["SystemModstamp"]
+            == max(x["SystemModstamp"] for x in sf.fake.cases.values())
+        )
+    assert len(sf.fake.calls_to("GET", "/services/data/v59.0/query/")) >= 2
+    assert ids[0] in sf.fake.cases
+
+
+def test_session_expiry_mid_sync_refreshes_once(sf) -> None:
+    sf.fake.seed(120)
+    sf.connect()
+    original = sf.deps
+    expired = {"done": False}
+
+    def expire_after_first_page(*args, **kwargs):  # the session times out mid-sync
+        if not expired["done"] and len(sf.fake.calls_to("GET", "/services/data")) >= 1:
+            sf.fake.expire_tokens()
+            expired["done"] = True
+
+    sf.fake.calls_hook = expire_after_first_page
+    from connectors.salesforce.sync import OrgSync
+
+    sync = OrgSync(original(), sf.status()["id"])
+    sync.client.http.hooks["response"].append(expire_after_first_page)
+    report = sync.run()
+    assert report.status == "connected" and report.scored == 120
+    grants = [c for c in sf.fake.calls if c["path"] == "/services/oauth2/token"]
+    assert len(grants) == 2  # the authorization code, then exactly one refresh
+
+
+def test_refresh_refused_marks_auth_revoked(sf) -> None:
+    sf.fake.seed(3)
+    sf.connect()
+    sf.fake.expire_tokens()
+    sf.fake.refresh_tokens.clear()  # the admin revoked the app
+    report = sf.sync()
+    assert report.status == "auth_revoked"
+    status = sf.status()
+    assert status["status"] == "auth_revoked" and "refused" in status["last_error"]
+
+
+def test_partial_write_failures_are_retried_later_and_do_not_block(sf) -> None:
+    ids = sf.fake.seed(10)
+    sf.connect()
+    sf.fake.locked[ids[3]] = 2  # locked twice: the backoff retries get it through
+    sf.fake.locked[ids[5]] = 99  # locked for good in this sync
+    report = sf.sync()
+    assert report.written == 9 and report.failed == 1
+    assert "Sentiment__c" in sf.fake.cases[ids[3]]
+    assert "Sentiment__c" not in sf.fake.cases[ids[5]]
+    with sf.app.extensions["tonehub"].sessions() as s:
+        row = s.get(SalesforceCase, (sf.status()["id"], ids[5]))
+        assert "UNABLE_TO_LOCK_ROW" in row.write_error
+    sf.fake.locked[ids[5]] = 0
+    later = sf.sync()
+    assert later.scored == 0 and sf.fake.cases[ids[5]]["Sentiment__c"]
+    assert _metered(sf) == 10
+
+
+def test_budget_stop(sf) -> None:
+    sf.fake.seed(100)
+    sf.connect()
+    sf.fake.api_used = 7_499  # of 15,000: the first query reaches 50%
+    report = sf.sync()
+    assert report.status == "paused_budget"
+    status = sf.status()
+    assert (
+        status["status"] == "paused_budget"
+        and "daily API calls" in status["last_error"]
+    )
+    assert status["org_api_usage"].endswith("/15000")
+    scored = report.scored
+    assert scored < 100
+    sf.fake.api_used = 0  # a new day
+    rest = sf.sync()
+    assert rest.status == "connected" and scored + rest.scored == 100
+
+
+def test_request_limit_exceeded_backs_off(sf) -> None:
+    sf.fake.seed(5)
+    sf.connect()
+    sf.fake.api_used = sf.fake.api_max
+    report = sf.sync()
+    assert report.status == "paused_budget" and "REQUEST_LIMIT_EXCEEDED" in report.error
+
+
+def test_quota_exhaustion_pauses_the_sync(sf) -> None:
+    from datetime import UTC, datetime
+
+    sf.fake.seed(5)
+    with sf.app.extensions["tonehub"].sessions() as s:  # earlier this month
+        s.add(
+            UsageDaily(
+                workspace_id=sf.workspace_id,
+                day=datetime.now(UTC).date(),
+                source="api",
+                api_key_id="k",
+                label="neutral",
+                count=9_998,
+            )
+        )
+        s.commit()
+    sf.connect()
+    report = sf.sync()
+    assert report.scored == 2 and report.status == "paused_quota"
+    assert sf.status()["status"] == "paused_quota"
+    assert all("Sentiment__c" in sf.fake.cases[c] for c in list(sf.fake.cases)[:2])
+
+
+def test_soql_injection_shaped_text_is_just_text(sf) -> None:
+    [case] = sf.fake.seed(1)
+    sf.fake.edit(case, Subject="x' OR Id != '' --", Description="\\'; DELETE FROM Case")
+    sf.connect()
+    assert sf.sync().scored == 1
+    queries = [
+        c["query"]["q"] for c in sf.fake.calls_to("GET", "/services/data/v59.0/query")
+    ]
+    assert all("DELETE" not in q for q in queries)
+
+
+def test_a_missing_custom_field_is_a_clear_status_not_a_loop(sf) -> None:
+    sf.fake.seed(4)
+    sf.fake.fields.discard("Sentiment__c")
+    sf.connect()
+    report = sf.sync()
+    assert report.status == "error" and "Sentiment__c" in report.error
+    status = sf.status()
+    assert status["status"] == "error" and "metadata" in status["last_error"]
+    # The scheduler leaves an org in error alone until someone asks again.
+    from workers.jobs.salesforce import schedule_salesforce_syncs
+
+    assert schedule_salesforce_syncs() == []
+    sf.fake.fields.add("Sentiment__c")
+    queued = sf.client.post("/v1/connectors/salesforce/sync", headers=sf.auth)
+    assert queued.status_code == 202 and queued.get_json()["queued"] is True
+
+
+def test_scheduled_sync_runs_on_the_worker(sf, redis) -> None:
+    sf.fake.seed(30)
+    sf.connect()
+    from workers.jobs.salesforce import schedule_salesforce_syncs
+
+    [conn_id] = schedule_salesforce_syncs()
+    assert schedule_salesforce_syncs() == []  # already queued
+    SimpleWorker([Queue(DEFAULT_QUEUE, connection=redis)], connection=redis).work(
+        burst=True
+    )
+    job = Queue(DEFAULT_QUEUE, connection=redis).fetch_job(f"sf-sync-{conn_id}")
+    assert job.return_value()["scored"] == 30
+
+
+def test_backfill_and_disconnect(sf) -> None:
+    sf.fake.seed(3)
+    sf.connect()
+    sf.sync()
+    back = sf.client.post(
+        "/v1/connectors/salesforce/backfill", json={"days": 60}, headers=sf.auth
+    )
+    assert back.status_code == 202
+    again = sf.sync()
+    assert again.seen >= 3 and again.scored == 0  # nothing rescored
+    bad = sf.client.post(
+        "/v1/connectors/salesforce/backfill", json={"days": 0}, headers=sf.auth
+    )
+    assert bad.status_code == 400
+    gone = sf.client.delete("/v1/connectors/salesforce", headers=sf.auth)
+    assert gone.status_code == 204
+    assert (
+        sf.client.get("/v1/connectors/salesforce", headers=sf.auth).status_code == 404
+    )
+
+
+def test_jwt_bearer_flow(sf_app, fake_sf, keys) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake_sf.jwt_public_key = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    sf_app.extensions["tonehub"].settings = sf_app.extensions[
+        "tonehub"
+    ].settings.__class__(
+        **{**sf_app.extensions["tonehub"].settings.__dict__, "salesforce_jwt_key": pem}
+    )
+    _, _, secret = keys.issue("JWT Org")
+    auth = {"Authorization": f"Bearer {secret}"}
+    client = sf_app.test_client()
+    done = client.post(
+        "/v1/connectors/salesforce/connect-jwt",
+        json={"username": "integration@acme.example"},
+        headers=auth,
+    )
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert done.get_json()["auth"] == "jwt"
+    fake_sf.jwt_public_key = None  # the certificate was rotated: refused
+    again = client.post(
+        "/v1/connectors/salesforce/connect-jwt",
+        json={"username": "integration@acme.example"},
+        headers=auth,
+    )
+    assert again.status_code == 409
+    assert again.get_json()["error"]["code"] == "salesforce_auth_revoked"
+
+
+def test_make_demo_salesforce_passes() -> None:
+    """The demo: real gunicorn, worker and scheduler against the fake org."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "scripts/demo_salesforce.py"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sync 1: 300 scored, 2 write calls" in done.stdout

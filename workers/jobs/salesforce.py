@@ -1,0 +1,74 @@
+"""Salesforce jobs: sync one org; find the orgs due for a sync."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connectors.salesforce.sync import OrgSync, SyncDeps
+from core.persistence.models import SalesforceConnection, as_utc
+from core.secrets import SecretBox
+from workers import runtime
+from workers.queues import enqueue_salesforce_sync
+
+SYNCING_STATUSES = ("connected", "paused_budget", "paused_quota")
+"""Statuses the scheduler syncs (``error`` and ``auth_revoked`` wait for a person)."""
+
+
+def sync_deps() -> SyncDeps:
+    """The sync's collaborators from the worker runtime."""
+    rt = runtime.get()
+    return SyncDeps(
+        settings=rt.settings,
+        sessions=rt.sessions,
+        redis=rt.redis,
+        scoring=rt.scoring,
+        box=SecretBox(rt.settings.secret_key),
+        grace=rt.grace,
+    )
+
+
+def sync_salesforce(connection_id: str) -> dict[str, Any]:
+    """Sync one org once (see ``connectors.salesforce.sync``).
+
+    Returns:
+        The sync's report (counts, API calls, status).
+    """
+    report = OrgSync(sync_deps(), connection_id).run()
+    return {
+        "status": report.status,
+        "seen": report.seen,
+        "scored": report.scored,
+        "skipped": report.skipped,
+        "written": report.written,
+        "write_calls": report.write_calls,
+        "failed": report.failed,
+        "api_calls": report.api_calls,
+        "error": report.error,
+    }
+
+
+def schedule_salesforce_syncs() -> list[str]:
+    """Enqueue a sync for every org whose interval has passed (cron job).
+
+    Returns:
+        The connection ids enqueued.
+    """
+    rt = runtime.get()
+    now = datetime.now(UTC)
+    default = rt.settings.salesforce_sync_minutes
+    due: list[str] = []
+    with rt.sessions() as session:
+        for conn in session.scalars(
+            select(SalesforceConnection).where(
+                SalesforceConnection.status.in_(SYNCING_STATUSES)
+            )
+        ):
+            minutes = json.loads(conn.settings or "{}").get("sync_minutes", default)
+            last = as_utc(conn.last_sync_at)
+            if last is None or now - last >= timedelta(minutes=minutes):
+                due.append(conn.id)
+    return [c for c in due if enqueue_salesforce_sync(rt.redis, c) is not None]
