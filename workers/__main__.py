@@ -24,7 +24,9 @@ def main() -> None:
     settings = Settings.from_env()
     connection = Redis.from_url(settings.redis_url)
     runtime.configure(settings)
-    Worker(list(QUEUES), connection=connection).work()
+    # with_scheduler: RQ moves jobs due for a retry (Retry intervals) and
+    # enqueue_in/at jobs back to their queue; without it they wait forever.
+    Worker(list(QUEUES), connection=connection).work(with_scheduler=True)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,11 @@ def enqueue_slack_message(
             job_id=f"slack-{event_id}",
             unique=True,
             retry=SLACK_RETRY,
+            # The args hold the message text: no description in the logs, and
+            # the job (args included) is deleted once it succeeded.
+            description=f"slack message {event_id}",
+            result_ttl=0,
+            failure_ttl=24 * 3600,
         )
     except DuplicateJobError:
         return None

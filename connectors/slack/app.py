@@ -7,6 +7,7 @@ the installation store when a request arrives.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -120,6 +121,6 @@ def _failure(args: Any) -> Any:
     return BoltResponse(
         status=args.suggested_status_code,
         body="<!doctype html><title>Tonehub</title><h1>Installation failed</h1>"
-        f"<p>Reason: {args.reason}. Start again from the Tonehub dashboard.</p>",
+        f"<p>Reason: {html.escape(str(args.reason))}. Start again from Tonehub.</p>",
         headers={"Content-Type": "text/html; charset=utf-8"},
     )

@@ -30,7 +30,12 @@ HELP = (
     "messages here are negative (*/sentiment alerts off* to stop)"
 )
 
-_ALERTS = re.compile(r"^alerts\s+<#(C[A-Z0-9]+)(?:\|[^>]*)?>\s+threshold\s+(\d{1,3})$")
+_ALERTS = re.compile(
+    r"^alerts\s+<#([CG][A-Z0-9]+)(?:\|[^>]*)?>\s+threshold\s+(\d{1,3})$"
+)
+
+MAX_COMMAND_TEXT = 4_000
+"""``/sentiment <text>`` is answered within Slack's 3 s; longer goes to the API."""
 
 
 @dataclass
@@ -60,7 +65,8 @@ class SlashCommands:
         if word in ("on", "off") and text.lower() == word:
             return self._set(team_id, channel, workspace_id, enabled=word == "on")
         if word == "mode":
-            mode = text.split(maxsplit=1)[1].strip().lower() if " " in text else ""
+            parts = text.split()
+            mode = parts[1].lower() if len(parts) == 2 else ""
             if mode not in MODES:
                 return "Modes are: reactions, negative, off."
             return self._set(team_id, channel, workspace_id, mode=mode)
@@ -123,6 +129,11 @@ class SlashCommands:
         )
 
     def _score(self, workspace_id: str, text: str) -> str:
+        if len(text) > MAX_COMMAND_TEXT:
+            return (
+                f"/sentiment scores up to {MAX_COMMAND_TEXT:,} characters; use the "
+                "API (POST /v1/sentiment) for longer texts."
+            )
         clean = normalise(text)
         if not clean:
             return "Give me some text: /sentiment <text>"

@@ -144,8 +144,8 @@ class TonehubInstallationStore(InstallationStore):
         ent, team = _keys(enterprise_id, team_id, is_enterprise_install)
         with self.sessions() as session:
             row = self._row(session, ent, team)
-            if row is None:
-                return None
+            if row is None or row.bot_token is None:
+                return None  # never installed, or uninstalled
             data = json.loads(row.data)
         if user_id is not None and data.get("user_id") != user_id:
             return None
@@ -193,13 +193,30 @@ class TonehubInstallationStore(InstallationStore):
         team_id: str | None,
         user_id: str | None = None,
     ) -> None:
-        """Delete the installation and its tokens (``app_uninstalled``)."""
+        """Delete the installation's tokens (``app_uninstalled``).
+
+        The row stays, without tokens, so the team keeps its link to its
+        Tonehub workspace (and quota) if it installs again. A user's token
+        being revoked (``user_id`` given) changes nothing: the app is bot-only.
+        """
+        if user_id is not None:
+            return
         with self.sessions() as session:
             row = self._row(session, *_keys(enterprise_id, team_id, False))
             if row is not None:
-                session.delete(row)
+                data = json.loads(row.data)
+                for name in (
+                    "bot_token",
+                    "bot_refresh_token",
+                    "user_token",
+                    "user_refresh_token",
+                ):
+                    data[name] = None
+                row.data, row.bot_token = json.dumps(data), None
                 session.commit()
-                logger.info("Slack installation %s/%s deleted", enterprise_id, team_id)
+                logger.info(
+                    "Slack installation %s/%s uninstalled", enterprise_id, team_id
+                )
 
 
 def _keys(

@@ -8,6 +8,7 @@ its 200 well within 3 seconds.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -57,7 +58,7 @@ def register_listeners(
 
     @app.event("app_home_opened")
     def home(event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
-        if event.get("tab") not in (None, "home"):
+        if event.get("tab") not in (None, "home") or not event.get("user"):
             return
         view = commands.home_view(
             enterprise_id=context.enterprise_id, team_id=context.team_id or ""
@@ -67,3 +68,7 @@ def register_listeners(
     @app.event("app_mention")
     def mention() -> None:
         """Mentions also arrive as message events; those are scored."""
+
+    @app.event(re.compile(".*"))
+    def other() -> None:
+        """Any other event: acknowledged (a 404 would make Slack retry it)."""

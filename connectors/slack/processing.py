@@ -42,6 +42,7 @@ from core.persistence.models import (
     SlackMessage,
     Workspace,
 )
+from core.scoring.engine import MAX_TEXT_CHARS
 from core.scoring.service import ScoringService
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,9 @@ def skip_reason(event: Mapping[str, Any], *, bot_user_id: str | None) -> str | N
     """Why a message event is not scored, or ``None`` to score it."""
     if event.get("type") != "message":
         return "not_a_message"
+    for name in ("channel", "ts", "user"):
+        if not isinstance(event.get(name), str) or not event.get(name):
+            return f"no_{name}"
     if event.get("subtype") is not None:
         return f"subtype:{event.get('subtype')}"
     if event.get("bot_id") or event.get("bot_profile"):
@@ -101,6 +105,8 @@ def skip_reason(event: Mapping[str, Any], *, bot_user_id: str | None) -> str | N
     text = event.get("text")
     if not isinstance(text, str) or not text.strip():
         return "no_text"
+    if len(text) > MAX_TEXT_CHARS:
+        return "text_too_long"  # Slack caps messages at 40,000 characters
     return None
 
 

@@ -135,15 +135,10 @@ def test_app_home_shows_channels_and_usage(slack) -> None:
 def test_reaction_within_a_second_of_the_worker_picking_it_up(slack) -> None:
     slack.install()
     slack.post(message_event(NEGATIVE))
-    from rq import Queue
-
-    from workers.queues import DEFAULT_QUEUE
-
-    [job_id] = Queue(DEFAULT_QUEUE, connection=slack.redis).job_ids
+    started = time.time()  # the worker starts and picks the job up at once
     slack.work()
-    job = Queue(DEFAULT_QUEUE, connection=slack.redis).fetch_job(job_id)
     [call] = slack.fake.calls_to("reactions.add")
-    assert call["at"] - job.started_at.timestamp() < 1.0
+    assert call["at"] - started < 1.0
 
 
 def test_token_rotation_refreshes_an_expiring_token(slack) -> None:

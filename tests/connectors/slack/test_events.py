@@ -242,3 +242,125 @@ def test_make_demo_slack_passes() -> None:
     assert (
         "reactions in the fake's log: ['red_circle']; texts metered: 1" in done.stdout
     )
+
+
+def test_a_rate_limited_message_is_retried_by_the_worker_scheduler(slack) -> None:
+    from rq import Queue, SimpleWorker
+
+    from workers.queues import DEFAULT_QUEUE
+
+    ws = slack.install()
+    meter = slack.app.extensions["tonehub"].meter
+    from core.plans import PLANS, PlanName
+
+    while meter.admit(ws, PLANS[PlanName.BASIC], 0).admitted:  # use up the burst
+        pass
+    payload = message_event(NEGATIVE)
+    slack.post(payload)
+    slack.work()
+    assert slack.fake.calls_to("reactions.add") == []
+    queue = Queue(DEFAULT_QUEUE, connection=slack.redis)
+    job = queue.fetch_job(f"slack-{payload['event_id']}")
+    assert job.get_status() == "scheduled"  # RetryLater -> Retry(interval=1)
+    time.sleep(2.1)
+    SimpleWorker([queue], connection=slack.redis).work(burst=True, with_scheduler=True)
+    assert len(slack.fake.calls_to("reactions.add")) == 1
+    assert _usage(slack, ws) == 1
+
+
+def test_message_text_does_not_outlive_the_job(slack) -> None:
+    from rq.job import Job
+
+    slack.install()
+    payload = message_event("A private complaint about billing")
+    slack.post(payload)
+    slack.work()
+    assert len(slack.fake.calls_to("reactions.add")) == 1
+    assert not Job.exists(f"slack-{payload['event_id']}", connection=slack.redis)
+
+
+def test_oauth_failure_page_escapes_the_reason(slack) -> None:
+    page = slack.client.get(
+        "/slack/oauth_redirect?error=%3Cscript%3Ealert(1)%3C/script%3E"
+    )
+    assert b"<script>" not in page.data and b"&lt;script&gt;" in page.data
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [
+        ("abc", None),
+        ("", None),
+        ("1796327376.5", None),
+        ("9" * 400, None),
+        (None, "v0=\u00e9"),
+        (None, "v1=" + "0" * 64),
+    ],
+)
+def test_odd_signature_headers_are_401_not_500(slack, timestamp, signature) -> None:
+    headers = {
+        "X-Slack-Request-Timestamp": timestamp
+        if timestamp is not None
+        else str(int(time.time())),
+        "X-Slack-Signature": signature if signature is not None else "v0=" + "0" * 64,
+    }
+    response = slack.client.post(
+        "/slack/events", data=b"{}", headers=headers, content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "invalid_signature"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'"text"',
+        b"null",
+        b"not json",
+        b'{"type": "event_callback", "event": "x"}',
+        b'{"type": "event_callback", "event": {"type": "message", "channel": 42}}',
+        b'{"type": "event_callback", "event": {"type": "message", "user": 7}}',
+    ],
+)
+def test_signed_payloads_of_the_wrong_shape_are_400(slack, body) -> None:
+    response = slack.post(body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_events_without_fields_are_skipped_not_crashing(slack) -> None:
+    slack.install()
+    for missing in ("channel", "ts", "user"):
+        payload = message_event(NEGATIVE)
+        del payload["event"][missing]
+        assert slack.post(payload).status_code == 200
+    home = message_event("x")
+    home["event"] = {"type": "app_home_opened", "tab": "home", "event_ts": "1"}
+    assert slack.post(home).status_code == 200
+    unknown = message_event("x")
+    unknown["event"] = {"type": "reaction_added", "event_ts": "1"}
+    assert slack.post(unknown).status_code == 200
+    slack.work()
+    assert slack.fake.calls_to("reactions.add") == []
+
+
+def test_user_token_revocation_keeps_the_install(slack) -> None:
+    slack.install()
+    store = slack.app.extensions["tonehub"].slack_app.installation_store
+    revoked = message_event("x")
+    revoked["event"] = {
+        "type": "tokens_revoked",
+        "event_ts": "1",
+        "tokens": {"oauth": ["U0SOMEONE"], "bot": []},
+    }
+    assert slack.post(revoked).status_code == 200
+    assert store.find_bot(enterprise_id=None, team_id="T0001") is not None
+
+
+def test_reinstalling_keeps_the_teams_workspace(slack) -> None:
+    ws = slack.install()
+    uninstall = message_event("x")
+    uninstall["event"] = {"type": "app_uninstalled", "event_ts": "1"}
+    slack.post(uninstall)
+    assert slack.install() == ws
