@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import socket
 import ssl
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,21 +22,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts._demo import NoRedirect, Service  # noqa: E402
 from tests.fakes.salesforce import FakeSalesforce  # noqa: E402
 
 CASES = 300
 WRITE_PATH = "/services/data/v59.0/composite/sobjects"
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _api(base: str, key: str, method: str, path: str) -> Any:
@@ -73,41 +58,29 @@ def _sync(base: str, key: str, after: str | None) -> dict[str, Any]:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="tonehub-demo-salesforce-"))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     fake = FakeSalesforce(page_size=100)
     fake.seed(CASES)
     fake.start()
-    print(f"Fake Salesforce on {fake.url} ({CASES} Cases); Tonehub on {base}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TONEHUB_")} | {
-        "TONEHUB_PORT": str(port),
-        "TONEHUB_VAR_DIR": str(work / "var"),
-        "TONEHUB_DATABASE_URL": f"sqlite:///{work / 'demo.db'}",
-        "TONEHUB_PUBLIC_URL": base,
-        "TONEHUB_SALESFORCE_LOGIN_URL": fake.url,
-        "TONEHUB_SALESFORCE_CLIENT_ID": fake.client_id,
-        "TONEHUB_SALESFORCE_CLIENT_SECRET": fake.client_secret,
-        "TONEHUB_SALESFORCE_CA_BUNDLE": fake.ca_path,
-    }
-    log = (work / "service.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/run_dev.py"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    service = Service.start(
+        "salesforce",
+        {
+            "TONEHUB_SALESFORCE_LOGIN_URL": fake.url,
+            "TONEHUB_SALESFORCE_CLIENT_ID": fake.client_id,
+            "TONEHUB_SALESFORCE_CLIENT_SECRET": fake.client_secret,
+            "TONEHUB_SALESFORCE_CA_BUNDLE": fake.ca_path,
+        },
     )
+    base = service.base
+    print(f"Fake Salesforce on {fake.url} ({CASES} Cases); Tonehub on {base}")
     try:
-        key_file = work / "var" / "dev_api_key.json"
+        key_file = service.work / "var" / "dev_api_key.json"
         _wait(key_file.exists, "the development key", 180)
         key = json.loads(key_file.read_text())["key"]
-        _wait(lambda: _ready(base), "the service", 180)
+        service.wait_ready()
         start = _api(base, key, "POST", "/v1/connectors/salesforce/connect")
         tls = ssl.create_default_context(cafile=fake.ca_path)
         opener = urllib.request.build_opener(
-            _NoRedirect(), urllib.request.HTTPSHandler(context=tls)
+            NoRedirect(), urllib.request.HTTPSHandler(context=tls)
         )
         try:
             opener.open(start["url"])
@@ -154,18 +127,8 @@ def main() -> int:
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
+        service.stop()
         fake.stop()
-        print(f"service log: {work / 'service.log'}")
-
-
-def _ready(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
-            return r.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 if __name__ == "__main__":

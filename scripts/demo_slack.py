@@ -10,14 +10,8 @@ exactly once; otherwise it exits non-zero.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,34 +20,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts._demo import NoRedirect, Service  # noqa: E402
 from tests.fakes.slack import SIGNING_SECRET, FakeSlack, send_event  # noqa: E402
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise SystemExit("the service did not become ready")
-
-
 def _install(base: str) -> None:
-    opener = urllib.request.build_opener(_NoRedirect())
+    opener = urllib.request.build_opener(NoRedirect())
 
     def redirect(url: str) -> tuple[str, str]:
         try:
@@ -79,33 +51,21 @@ def _install(base: str) -> None:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="tonehub-demo-slack-"))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     fake = FakeSlack()
     fake.start()
-    print(f"Fake Slack on {fake.url}; Tonehub on {base}; files in {work}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TONEHUB_")} | {
-        "TONEHUB_PORT": str(port),
-        "TONEHUB_VAR_DIR": str(work / "var"),
-        "TONEHUB_DATABASE_URL": f"sqlite:///{work / 'demo.db'}",
-        "TONEHUB_PUBLIC_URL": base,
-        "TONEHUB_SLACK_API_URL": fake.api_url,
-        "TONEHUB_SLACK_CLIENT_ID": fake.client_id,
-        "TONEHUB_SLACK_CLIENT_SECRET": fake.client_secret,
-        "TONEHUB_SLACK_SIGNING_SECRET": SIGNING_SECRET,
-    }
-    log = (work / "service.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "scripts/run_dev.py"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    service = Service.start(
+        "slack",
+        {
+            "TONEHUB_SLACK_API_URL": fake.api_url,
+            "TONEHUB_SLACK_CLIENT_ID": fake.client_id,
+            "TONEHUB_SLACK_CLIENT_SECRET": fake.client_secret,
+            "TONEHUB_SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        },
     )
+    base, work = service.base, service.work
+    print(f"Fake Slack on {fake.url}; Tonehub on {base}; files in {work}")
     try:
-        _wait_ready(base, proc)
+        service.wait_ready()
         _install(base)
         event = {
             "token": "legacy",
@@ -145,10 +105,8 @@ def main() -> int:
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
+        service.stop()
         fake.stop()
-        print(json.dumps({"service_log": str(work / "service.log")}))
 
 
 if __name__ == "__main__":

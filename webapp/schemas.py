@@ -329,3 +329,25 @@ class SalesforceOut(Schema):
     )
     watermark = String(required=True, allow_none=True)
     sync_minutes = Integer(required=True, allow_none=True)
+    field_names = Dict(
+        data_key="fields",
+        attribute="fields",
+        keys=String(),
+        values=String(),
+        required=True,
+        metadata={"description": "Overrides of the Case field names written."},
+    )
+    text_fields = List(String(), required=True)
+
+
+class SalesforceSettingsIn(Schema):
+    field_names = Dict(
+        data_key="fields",
+        keys=String(),
+        values=String(),
+        metadata={
+            "description": "label, score, confidence, scored_at, model -> API name"
+        },
+    )
+    text_fields = List(String(), validate=Length(min=1, max=10))
+    sync_minutes = Integer(validate=Range(min=1, max=1440))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -22,7 +23,7 @@ from connectors.salesforce.client import (
     token_request,
 )
 from core.config import Settings
-from core.errors import NotFound
+from core.errors import InvalidRequest, NotFound
 from core.persistence.models import SalesforceConnection
 from core.secrets import SecretBox
 
@@ -160,7 +161,53 @@ def status(session: Session, workspace_id: str) -> dict[str, Any]:
         "org_api_usage": conn.api_usage,
         "watermark": conn.watermark_ts,
         "sync_minutes": config.get("sync_minutes"),
+        "fields": config.get("fields", {}),
+        "text_fields": config.get("text_fields", ["Subject", "Description"]),
     }
+
+
+FIELD_ROLES = ("label", "score", "confidence", "scored_at", "model")
+_API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}(__c)?$")
+
+
+def configure(
+    session: Session,
+    workspace_id: str,
+    *,
+    fields: dict[str, str] | None = None,
+    text_fields: list[str] | None = None,
+    sync_minutes: int | None = None,
+) -> None:
+    """Change a connection's field names, text fields or sync interval.
+
+    Raises:
+        InvalidRequest: An unknown role or a name that is not a Salesforce
+            API name (they end up in SOQL and in write-back payloads).
+    """
+    conn = get_connection(session, workspace_id)
+    config = json.loads(conn.settings or "{}")
+    if fields is not None:
+        for role, name in fields.items():
+            if role not in FIELD_ROLES:
+                raise InvalidRequest(
+                    f"Unknown field role {role!r}; roles are {', '.join(FIELD_ROLES)}.",
+                    field="fields",
+                )
+            if not _API_NAME.match(name):
+                raise InvalidRequest(
+                    f"{name!r} is not a field API name.", field="fields"
+                )
+        config["fields"] = {**config.get("fields", {}), **fields}
+    if text_fields is not None:
+        if not text_fields or not all(_API_NAME.match(n) for n in text_fields):
+            raise InvalidRequest(
+                "text_fields must list field API names.", field="text_fields"
+            )
+        config["text_fields"] = text_fields
+    if sync_minutes is not None:
+        config["sync_minutes"] = sync_minutes
+    conn.settings = json.dumps(config)
+    session.commit()
 
 
 def disconnect(session: Session, workspace_id: str) -> None:

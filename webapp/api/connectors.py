@@ -19,6 +19,7 @@ from webapp.schemas import (
     InstallLinkOut,
     JwtConnectIn,
     SalesforceOut,
+    SalesforceSettingsIn,
     SyncQueuedOut,
 )
 from workers.queues import enqueue_salesforce_sync
@@ -103,6 +104,27 @@ def salesforce_connect_jwt(body: dict[str, Any]) -> dict[str, Any]:
 def salesforce_status() -> dict[str, Any]:
     """Status of the workspace's Salesforce connection."""
     return sf_connect.status(get_db(), g.workspace_id)
+
+
+@bp.patch("/connectors/salesforce")
+@bp.input(SalesforceSettingsIn, arg_name="body")
+@bp.output(SalesforceOut)
+@bp.doc(
+    summary="Field names, text fields and sync interval of the org",
+    security=AUTH,
+    responses={**SF_ERRORS, 400: "invalid_request"},
+)
+def salesforce_configure(body: dict[str, Any]) -> dict[str, Any]:
+    """Map the sentiment fields to other Case fields, or change what is scored."""
+    db = get_db()
+    sf_connect.configure(
+        db,
+        g.workspace_id,
+        fields=body.get("field_names"),
+        text_fields=body.get("text_fields"),
+        sync_minutes=body.get("sync_minutes"),
+    )
+    return sf_connect.status(db, g.workspace_id)
 
 
 @bp.delete("/connectors/salesforce")

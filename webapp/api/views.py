@@ -39,6 +39,7 @@ JSON_BODY_ENDPOINTS = frozenset(
         "api.billing_checkout",
         "api.salesforce_connect_jwt",
         "api.salesforce_backfill",
+        "api.salesforce_configure",
     }
 )
 BODY_ERRORS = {

@@ -308,3 +308,43 @@ def test_make_demo_salesforce_passes() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "sync 1: 300 scored, 2 write calls" in done.stdout
+
+
+def test_field_names_and_text_fields_are_configurable(sf) -> None:
+    [case] = sf.fake.seed(1)
+    sf.fake.fields |= {"Mood__c"}
+    sf.connect()
+    bad = sf.client.patch(
+        "/v1/connectors/salesforce",
+        headers=sf.auth,
+        json={"fields": {"label": "x'; DROP"}},
+    )
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "fields"
+    bad = sf.client.patch(
+        "/v1/connectors/salesforce",
+        headers=sf.auth,
+        json={"fields": {"colour": "Mood__c"}},
+    )
+    assert bad.status_code == 400
+    ok = sf.client.patch(
+        "/v1/connectors/salesforce",
+        headers=sf.auth,
+        json={
+            "fields": {"label": "Mood__c"},
+            "text_fields": ["Subject"],
+            "sync_minutes": 15,
+        },
+    )
+    assert ok.status_code == 200, ok.get_data(as_text=True)
+    body = ok.get_json()
+    assert body["fields"] == {"label": "Mood__c"} and body["sync_minutes"] == 15
+    sf.sync()
+    assert sf.fake.cases[case]["Mood__c"] in (
+        "Negative",
+        "Neutral",
+        "Positive",
+        "Mixed",
+    )
+    assert "Sentiment__c" not in sf.fake.cases[case]
+    query = sf.fake.calls_to("GET", "/services/data/v59.0/query")[0]["query"]["q"]
+    assert query.startswith("SELECT Id, Subject, SystemModstamp FROM Case")

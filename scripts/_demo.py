@@ -1,0 +1,83 @@
+"""What the demos share: the service as ``make run`` starts it, in a temp dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand redirects back to the caller (to read Location and cookies)."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """``scripts/run_dev.py`` running on a free port with its own var/ and db."""
+
+    work: Path
+    base: str
+    proc: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, name: str, env: dict[str, str]) -> Service:
+        work = Path(tempfile.mkdtemp(prefix=f"tonehub-demo-{name}-"))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        full = {k: v for k, v in os.environ.items() if not k.startswith("TONEHUB_")} | {
+            "TONEHUB_PORT": str(port),
+            "TONEHUB_VAR_DIR": str(work / "var"),
+            "TONEHUB_DATABASE_URL": f"sqlite:///{work / 'demo.db'}",
+            "TONEHUB_PUBLIC_URL": base,
+            **env,
+        }
+        log = (work / "service.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "scripts/run_dev.py"],
+            cwd=REPO,
+            env=full,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return cls(work, base, proc)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{self.base}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.5)
+        raise SystemExit(f"the service did not become ready; see {self.log}")
+
+    @property
+    def log(self) -> Path:
+        return self.work / "service.log"
+
+    def stop(self) -> None:
+        """Ctrl-C, as a terminal sends it, to the whole group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait(timeout=60)
+        print(f"service log: {self.log}")
