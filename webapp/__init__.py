@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask
+from flask_wtf.csrf import CSRFProtect
 
 from core.config import REPO_ROOT, Settings, dev_redis_url
 from webapp.schemas import ErrorOut
@@ -61,9 +64,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
         app.config["REDIS_URL"] = dev_redis_url(var_dir)
     settings = Settings.from_mapping(app.config)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Dashboard sessions: signed with the secret key; the cookie is HttpOnly,
+    # SameSite=Lax, and Secure whenever the deployment is served over https.
+    if not app.config.get("SECRET_KEY"):
+        # Without TONEHUB_SECRET_KEY each process signs its own sessions: fine
+        # for one process, not for several (make run and deployments set one).
+        app.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(days=7),
+        WTF_CSRF_TIME_LIMIT=None,
+    )
 
     from webapp import cli, errors, extensions
     from webapp.api import bp as api_bp
+    from webapp.dashboard import bp as dashboard_bp
     from webapp.health import bp as health_bp
     from webapp.pages import bp as pages_bp
     from webapp.webhooks import bp as webhooks_bp
@@ -77,4 +94,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(slack_bp)
+    app.register_blueprint(dashboard_bp)
+    # Every dashboard form carries a CSRF token; the API (keys), webhooks
+    # (signatures) and Slack (signatures) authenticate otherwise.
+    csrf = CSRFProtect(app)
+    for blueprint in (api_bp, webhooks_bp, slack_bp, pages_bp):
+        csrf.exempt(blueprint)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from flask import g, request
@@ -29,6 +30,7 @@ def require_api_key() -> None:
     Sets ``g.api_key_id``, ``g.workspace_id`` and ``g.plan`` (the plan in
     force, which admission checks against).
     """
+    g.started = time.perf_counter()
     now = datetime.now(UTC)
     ext = tonehub()
     principal = ext.auth.authenticate(key_from_request(), now=now)

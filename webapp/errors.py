@@ -9,11 +9,12 @@ is a bug: it is logged with its traceback and answered with a plain 500
 from __future__ import annotations
 
 import logging
+from html import escape
 from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from core.errors import LimitExceeded, TonehubError
@@ -57,7 +58,24 @@ def error_response(
     return response
 
 
+def _html_error(status: int, message: str) -> Response | None:
+    """Dashboard pages get an HTML error page; everything else JSON."""
+    if request.blueprint != "dashboard":
+        return None
+    body = (
+        '<!doctype html><html lang="en"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Error {status}</title><main><h1>{status}</h1>"
+        f'<p>{escape(message)}</p><p><a href="/dashboard/">Back to the '
+        "dashboard</a></p></main></html>"
+    )
+    return Response(body, status=status, mimetype="text/html")
+
+
 def _tonehub_error(error: TonehubError) -> Response:
+    page = _html_error(error.http_status, error.message)
+    if page is not None:
+        return page
     field = getattr(error, "field", None)
     extra = {"field": field} if field else None
     headers: dict[str, str] = {}
@@ -72,6 +90,9 @@ def _tonehub_error(error: TonehubError) -> Response:
 
 def _http_exception(error: HTTPException) -> Response:
     status = error.code or 500
+    page = _html_error(status, error.description or error.name)
+    if page is not None:
+        return page
     data = getattr(error, "data", None) or {}
     messages = data.get("messages") if isinstance(data, dict) else None
     if status == 400 and isinstance(messages, dict) and "json" in messages:

@@ -30,6 +30,7 @@ Headers:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from flask import Response, g, request
@@ -111,7 +112,28 @@ def finish_request(response: Response) -> Response:
             logger.warning("Refund of %d units for %s failed", unused, g.workspace_id)
     for name, value in rate_headers(admission, used=used).items():
         response.headers[name] = value
+    if request.endpoint in COSTED_ENDPOINTS and "started" in g:
+        _record_latency(g.workspace_id, admission, time.perf_counter() - g.started)
     return response
+
+
+LATENCY_KEY = "th:latency:{workspace}:{day}"
+"""A day's request latencies (ms) of a workspace's scoring calls, newest first."""
+
+LATENCY_SAMPLES = 5_000
+"""Latencies kept per workspace and day (enough for a p95)."""
+
+
+def _record_latency(workspace_id: str, admission: Admission, seconds: float) -> None:
+    key = LATENCY_KEY.format(workspace=workspace_id, day=admission.now.date())
+    try:
+        with tonehub().redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, round(seconds * 1000, 2))
+            pipe.ltrim(key, 0, LATENCY_SAMPLES - 1)
+            pipe.expire(key, 35 * 86_400)
+            pipe.execute()
+    except RedisError:
+        pass  # a statistic, not worth failing an answer for
 
 
 def rate_headers(admission: Admission, *, used: int) -> dict[str, str]:

@@ -59,6 +59,12 @@ def salesforce_callback() -> Response:
     )
 
 
+@bp.get("/")
+def home() -> Response:
+    """The front door: the dashboard."""
+    return Response(status=302, headers={"Location": "/dashboard/"})
+
+
 @bp.get("/billing/complete")
 def billing_complete() -> Response:
     """Where Stripe Checkout and the Customer Portal return to."""

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -70,6 +71,9 @@ class Workspace(Base):
     payment_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     billing_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     pending_checkout_id: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    accent_color: Mapped[str | None] = mapped_column(String(7))
+    logo_png: Mapped[bytes | None] = mapped_column(LargeBinary)
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="workspace")
 
 
@@ -313,3 +317,49 @@ class SalesforceCase(Base):
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     written: Mapped[bool] = mapped_column(Boolean, default=False)
     write_error: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """A person who signs in to the dashboard (argon2 password hash only)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(
+        String(32), primary_key=True, default=lambda: new_id("usr")
+    )
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+
+
+class Membership(Base):
+    """A user's role in a workspace: ``owner`` or ``member``."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow
+    )
+
+
+class Invite(Base):
+    """A single-use link that makes its holder a member of a workspace."""
+
+    __tablename__ = "invites"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

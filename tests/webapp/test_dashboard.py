@@ -1,0 +1,221 @@
+"""The dashboard through the real app: sign-up, keys, billing, members,
+settings, playground, and tenant isolation. CSRF is on, as in production."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import _close_app, _make_app
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def dash_app(tmp_path, redis, redis_url, scorer, fake_stripe):
+    from tests.conftest import stripe_settings
+
+    app = _make_app(
+        tmp_path,
+        redis_url,
+        scorer,
+        SECRET_KEY="test-secret",
+        **stripe_settings(fake_stripe),
+    )
+    yield app
+    _close_app(app)
+
+
+class Browser:
+    def __init__(self, app):
+        self.client = app.test_client()
+
+    def csrf(self, path: str) -> str:
+        page = self.client.get(path)
+        match = re.search(
+            r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)
+        )
+        assert match, (path, page.status_code)
+        return match.group(1)
+
+    def post(
+        self, path: str, data: dict | None = None, *, form_from: str | None = None, **kw
+    ):
+        token = self.csrf(form_from or path)
+        return self.client.post(path, data={"csrf_token": token, **(data or {})}, **kw)
+
+    def signup(self, email: str) -> None:
+        r = self.post("/dashboard/signup", {"email": email, "password": PASSWORD})
+        assert r.status_code == 302, r.get_data(as_text=True)
+
+    def new_key(self) -> str:
+        page = self.post("/dashboard/keys", {"name": "prod"}).get_data(as_text=True)
+        return re.search(r'id="new-key">(th_live_[^<]+)<', page).group(1)
+
+
+def test_signup_key_api_call_shows_on_overview(dash_app) -> None:
+    b = Browser(dash_app)
+    b.signup("ana@example.com")
+    secret = b.new_key()
+    assert "shown this once" not in b.client.get("/dashboard/keys").get_data(
+        as_text=True
+    )
+    api = dash_app.test_client()
+    r = api.post(
+        "/v1/sentiment",
+        json={"text": "Great job!"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert r.status_code == 200
+    overview = b.client.get("/dashboard/").get_data(as_text=True)
+    assert re.search(r'<span id="used">1</span> scored texts', overview)
+    assert "<svg" in overview and "<table>" in overview
+    p50 = re.search(r'<td class="p50">([0-9.]+)</td>', overview)
+    assert p50 and 0 < float(p50.group(1)) < 10_000  # the call's latency, in ms
+
+
+def test_csrf_is_required(dash_app) -> None:
+    b = Browser(dash_app)
+    r = b.client.post(
+        "/dashboard/signup", data={"email": "x@example.com", "password": PASSWORD}
+    )
+    assert r.status_code == 400 and "text/html" in r.content_type
+
+
+def test_login_logout_wrong_password_and_rate_limit(dash_app) -> None:
+    b = Browser(dash_app)
+    b.signup("bo@example.com")
+    b.post("/dashboard/logout", form_from="/dashboard/")
+    assert b.client.get("/dashboard/").status_code == 302
+    for _ in range(5):
+        r = b.post("/dashboard/login", {"email": "bo@example.com", "password": "nope"})
+        assert r.status_code == 401
+    r = b.post("/dashboard/login", {"email": "bo@example.com", "password": PASSWORD})
+    assert r.status_code == 429
+
+
+def test_cookies_are_httponly_and_lax(dash_app) -> None:
+    b = Browser(dash_app)
+    r = b.post("/dashboard/signup", {"email": "c@example.com", "password": PASSWORD})
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_revoke_key_and_tenant_isolation(dash_app) -> None:
+    a, c = Browser(dash_app), Browser(dash_app)
+    a.signup("a@example.com")
+    c.signup("c@example.com")
+    secret = a.new_key()
+    keys_page = a.client.get("/dashboard/keys").get_data(as_text=True)
+    key_id = re.search(r"/dashboard/keys/(key_[0-9a-f]+)/revoke", keys_page).group(1)
+    # The other tenant can neither see nor revoke it.
+    assert key_id not in c.client.get("/dashboard/keys").get_data(as_text=True)
+    assert c.client.get(f"/dashboard/keys/{key_id}/revoke").status_code == 404
+    r = c.post(f"/dashboard/keys/{key_id}/revoke", form_from="/dashboard/keys")
+    assert r.status_code == 404
+    api = dash_app.test_client()
+    auth = {"Authorization": f"Bearer {secret}"}
+    assert api.get("/v1/models", headers=auth).status_code == 200
+    r = a.post(f"/dashboard/keys/{key_id}/revoke")
+    assert r.status_code == 302
+    assert api.get("/v1/models", headers=auth).status_code == 401
+
+
+def test_members_invite_roles_and_isolation(dash_app) -> None:
+    owner, member = Browser(dash_app), Browser(dash_app)
+    owner.signup("owner@example.com")
+    page = owner.post(
+        "/dashboard/members/invite",
+        {"email": "m@example.com"},
+        form_from="/dashboard/members",
+    ).get_data(as_text=True)
+    link = re.search(r'id="invite-link">([^<]+)<', page).group(1)
+    member.signup("m@example.com")
+    assert member.client.get(link.replace("http://localhost", "")).status_code == 302
+    overview = member.client.get("/dashboard/").get_data(as_text=True)
+    assert "owner&#39;s workspace" in overview or "owner's workspace" in overview
+    assert member.client.get("/dashboard/").status_code == 200
+    assert member.client.get("/dashboard/switch").status_code == 405
+    r = member.post(
+        "/dashboard/switch", {"workspace_id": "ws_notmine"}, form_from="/dashboard/"
+    )
+    # members cannot manage keys or billing
+    assert member.client.get("/dashboard/keys").status_code == 403
+    r = member.post(
+        "/dashboard/billing/checkout", {"plan": "plus"}, form_from="/dashboard/billing"
+    )
+    assert r.status_code == 403
+    assert member.client.get(link.replace("http://localhost", "")).status_code == 302
+
+
+def test_playground_counts_against_the_quota(dash_app) -> None:
+    b = Browser(dash_app)
+    b.signup("p@example.com")
+    page = b.post(
+        "/dashboard/playground", {"text": "I love it. But the login is broken."}
+    ).get_data(as_text=True)
+    assert 'class="sentence positive"' in page and 'class="sentence negative"' in page
+    overview = b.client.get("/dashboard/").get_data(as_text=True)
+    assert '<span id="used">1</span>' in overview
+    bad = b.post("/dashboard/playground", {"text": "   "})
+    assert bad.status_code == 400 and "empty" in bad.get_data(as_text=True)
+
+
+def test_settings_white_label(dash_app) -> None:
+    b = Browser(dash_app)
+    b.signup("w@example.com")
+    bad = b.post("/dashboard/settings", {"accent_color": "red"})
+    assert bad.status_code == 400
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    import io
+
+    r = b.post(
+        "/dashboard/settings",
+        {
+            "display_name": "Acme Care",
+            "accent_color": "#aa3300",
+            "logo": (io.BytesIO(png), "logo.png"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert r.status_code == 302
+    page = b.client.get("/dashboard/").get_data(as_text=True)
+    assert "Acme Care" in page and "--accent: #aa3300" in page
+    assert b.client.get("/dashboard/logo.png").data == png
+    not_png = b.post(
+        "/dashboard/settings",
+        {"logo": (io.BytesIO(b"GIF89a"), "x.gif")},
+        content_type="multipart/form-data",
+    )
+    assert not_png.status_code == 400
+
+
+def test_upgrade_goes_to_stripe_checkout(dash_app, fake_stripe) -> None:
+    b = Browser(dash_app)
+    b.signup("u@example.com")
+    r = b.post(
+        "/dashboard/billing/checkout", {"plan": "plus"}, form_from="/dashboard/billing"
+    )
+    assert r.status_code == 303 and r.headers["Location"].startswith(fake_stripe.url)
+
+
+def test_pages_render_for_a_signed_in_user(dash_app) -> None:
+    b = Browser(dash_app)
+    b.signup("all@example.com")
+    for path in (
+        "/dashboard/",
+        "/dashboard/keys",
+        "/dashboard/billing",
+        "/dashboard/connectors",
+        "/dashboard/playground",
+        "/dashboard/members",
+        "/dashboard/settings",
+        "/dashboard/password",
+    ):
+        page = b.client.get(path)
+        assert page.status_code == 200, path
+        html = page.get_data(as_text=True)
+        assert '<meta name="viewport"' in html and "<h1>" in html
+        for input_id in re.findall(r'<(?:input|select|textarea) id="([^"]+)"', html):
+            assert f'for="{input_id}"' in html, (path, input_id)

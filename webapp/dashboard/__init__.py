@@ -1,0 +1,5 @@
+"""The self-service dashboard: server-rendered pages, no external assets."""
+
+from webapp.dashboard.views import bp
+
+__all__ = ["bp"]
