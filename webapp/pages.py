@@ -11,6 +11,7 @@ from html import escape
 from flask import Blueprint, Response, request
 
 from connectors.salesforce.connect import SalesforceAuthError, complete_oauth
+from core.errors import ServiceUnavailable
 from core.secrets import SecretBox
 from webapp.extensions import get_db, tonehub
 
@@ -35,6 +36,12 @@ def salesforce_callback() -> Response:
     """Salesforce's OAuth redirect: the state (single use) names the workspace."""
     ext = tonehub()
     state, code = request.args.get("state", ""), request.args.get("code", "")
+    if request.args.get("error"):
+        return _page(
+            "Not connected",
+            "Access was not allowed in Salesforce. Start again from Tonehub to retry.",
+            400,
+        )
     raw = ext.redis.getdel(f"th:sf:state:{state}") if state else None
     workspace_id = raw.decode() if isinstance(raw, bytes) else raw
     if not workspace_id or not code:
@@ -51,7 +58,7 @@ def salesforce_callback() -> Response:
             str(workspace_id),
             code,
         )
-    except SalesforceAuthError as exc:
+    except (SalesforceAuthError, ServiceUnavailable) as exc:
         return _page("Connection failed", exc.message, 400)
     return _page(
         "Salesforce connected",

@@ -99,35 +99,27 @@ SALESFORCE_SYNC_TIMEOUT = 3600
 """A sync of a big backfill may take a while; one hour at most."""
 
 
+SF_PENDING_KEY = "th:sf:pending:{connection}"
+"""Set while a sync of the org is queued; the job clears it when it starts."""
+
+
 def enqueue_salesforce_sync(redis: Redis, connection_id: str) -> Job | None:
-    """Queue one sync of an org, unless one is already queued or running.
+    """Queue one sync of an org, unless one is already waiting to start.
+
+    A request made while a sync runs queues the next one (the running sync
+    may have read the org before the change that prompted the request).
 
     Returns:
-        The job, or ``None`` when a sync of this org is already pending.
+        The job, or ``None`` when a sync of this org is already waiting.
     """
+    pending = SF_PENDING_KEY.format(connection=connection_id)
+    if not redis.set(pending, 1, nx=True, ex=SALESFORCE_SYNC_TIMEOUT):
+        return None
     queue = Queue(DEFAULT_QUEUE, connection=redis)
-    job_id = f"sf-sync-{connection_id}"
-    existing = (
-        Job.fetch(job_id, connection=redis)
-        if Job.exists(job_id, connection=redis)
-        else None
+    return queue.enqueue(
+        "workers.jobs.salesforce.sync_salesforce",
+        connection_id,
+        job_timeout=SALESFORCE_SYNC_TIMEOUT,
+        result_ttl=3600,
+        description=f"salesforce sync {connection_id}",
     )
-    if existing is not None and existing.get_status() in (
-        "queued",
-        "started",
-        "scheduled",
-    ):
-        return None
-    if existing is not None:
-        existing.delete()
-    try:
-        return queue.enqueue(
-            "workers.jobs.salesforce.sync_salesforce",
-            connection_id,
-            job_id=job_id,
-            unique=True,
-            job_timeout=SALESFORCE_SYNC_TIMEOUT,
-            result_ttl=3600,
-        )
-    except DuplicateJobError:
-        return None

@@ -28,7 +28,7 @@ from simple_salesforce.exceptions import SalesforceExpiredSession
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
-from core.errors import TonehubError
+from core.errors import SalesforceNotConfigured, ServiceUnavailable, TonehubError
 from core.persistence.models import SalesforceConnection
 from core.secrets import SecretBox
 
@@ -38,6 +38,12 @@ T = TypeVar("T")
 
 REFRESH_LOCK_SECONDS = 30
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+class SalesforceUnavailable(ServiceUnavailable):
+    """Salesforce's login service did not answer."""
+
+    code = "salesforce_unavailable"
 
 
 class SalesforceAuthError(TonehubError):
@@ -66,10 +72,17 @@ def token_request(
     login_url: str,
 ) -> dict[str, Any]:
     """POST to ``/services/oauth2/token``; raises ``SalesforceAuthError``."""
-    response = session.post(
-        f"{login_url.rstrip('/')}/services/oauth2/token", data=data, timeout=20
-    )
-    body = response.json() if response.content else {}
+    try:
+        response = session.post(
+            f"{login_url.rstrip('/')}/services/oauth2/token", data=data, timeout=20
+        )
+        body = response.json() if response.content else {}
+    except (requests.RequestException, ValueError) as exc:
+        raise SalesforceUnavailable(
+            "Salesforce could not be reached; try again in a minute."
+        ) from exc
+    if not isinstance(body, dict):
+        body = {}
     if response.status_code != 200 or "access_token" not in body:
         raise SalesforceAuthError(
             f"Salesforce refused the sign-in: {body.get('error', response.status_code)}"
@@ -81,18 +94,23 @@ def token_request(
 def jwt_assertion(settings: Settings, username: str, *, audience: str) -> str:
     """A JWT bearer assertion signed with the configured private key."""
     key = settings.salesforce_jwt_key
-    if key and not key.lstrip().startswith("-----BEGIN"):
-        with open(key, encoding="utf-8") as handle:
-            key = handle.read()
-    if not key:
-        raise SalesforceAuthError("No JWT private key is configured.")
-    claims = {
-        "iss": settings.salesforce_client_id,
-        "sub": username,
-        "aud": audience,
-        "exp": int(time.time()) + 180,
-    }
-    return jwt.encode(claims, key, algorithm="RS256")
+    try:
+        if key and not key.lstrip().startswith("-----BEGIN"):
+            with open(key, encoding="utf-8") as handle:
+                key = handle.read()
+        if not key:
+            raise SalesforceNotConfigured("No JWT private key is configured.")
+        claims = {
+            "iss": settings.salesforce_client_id,
+            "sub": username,
+            "aud": audience,
+            "exp": int(time.time()) + 180,
+        }
+        return jwt.encode(claims, key, algorithm="RS256")
+    except (OSError, ValueError, jwt.PyJWTError) as exc:
+        raise SalesforceNotConfigured(
+            "The JWT private key (TONEHUB_SALESFORCE_JWT_KEY) cannot be read."
+        ) from exc
 
 
 @dataclass

@@ -36,10 +36,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import requests
 from redis import Redis
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 from simple_salesforce.format import format_soql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.salesforce.client import OrgClient, SalesforceAuthError
@@ -154,6 +156,14 @@ class OrgSync:
             self.report.status, self.report.error = "auth_revoked", exc.message
         except SalesforceError as exc:
             self.report.status, self.report.error = _classify(exc)
+        except requests.RequestException as exc:
+            self.report.status = "connected"  # transient: the next sync retries
+            self.report.error = f"Salesforce could not be reached: {exc!s:.200}"
+        except IntegrityError:
+            logger.info(
+                "Salesforce connection %s went away mid-sync", self.connection_id
+            )
+            return self.report
         self.report.api_calls = self.client.stats.calls
         self._save()
         return self.report
@@ -239,10 +249,13 @@ class OrgSync:
             raise
         with self.deps.sessions() as session:
             for (key, _text, digest), result in zip(take, results, strict=True):
+                # The Case's SystemModstamp is in the key: a retried sync of the
+                # same edit is not metered twice, an edit back to an earlier
+                # text is metered again.
                 batch = (
                     "sf:"
                     + hashlib.sha1(
-                        f"{self.connection_id}/{key[1]}/{digest}".encode()
+                        f"{self.connection_id}/{key[1]}/{key[0]}/{digest}".encode()
                     ).hexdigest()[:37]
                 )
                 usage = Counter(
@@ -300,14 +313,34 @@ class OrgSync:
     def _flush_some(self) -> None:
         """Write one chunk of at most 200 records and record the outcomes."""
         chunk, self.pending = self.pending[:BATCH], self.pending[BATCH:]
-        outcome = self._write(
-            {c["id"]: self._record(c["id"], c["result"]) for c in chunk}
-        )
+        try:
+            outcome = self._write(
+                {c["id"]: self._record(c["id"], c["result"]) for c in chunk}
+            )
+        except (SalesforceError, requests.RequestException) as exc:
+            # The whole call failed: every record is left for a later sync.
+            self._mark(
+                chunk, {c["id"]: f"write call failed: {exc!s:.200}" for c in chunk}
+            )
+            raise
+        self._mark(chunk, outcome)
+        fields_missing = [e for e in outcome.values() if e and "INVALID_FIELD" in e]
+        if fields_missing and len(fields_missing) == len(chunk):
+            raise _Stop(
+                "error",
+                f"{fields_missing[0].rstrip('.')}. Deploy connectors/salesforce/"
+                "metadata to the org, or map the fields, then sync again.",
+            )
+
+    def _mark(
+        self, chunk: list[dict[str, Any]], outcome: dict[str, str | None]
+    ) -> None:
         with self.deps.sessions() as session:
             for item in chunk:
                 error = outcome.get(item["id"])
                 row = session.get(SalesforceCase, (self.connection_id, item["id"]))
-                assert row is not None
+                if row is None:
+                    continue  # disconnected meanwhile
                 row.written, row.write_error = error is None, error
                 if error is None:
                     self.report.written += 1
@@ -315,13 +348,6 @@ class OrgSync:
                     self.report.failed += 1
                 self.handled[item["key"]] = True
             session.commit()
-        fields_missing = [e for e in outcome.values() if e and "INVALID_FIELD" in e]
-        if fields_missing and len(fields_missing) == len(chunk):
-            raise _Stop(
-                "error",
-                f"{fields_missing[0]} Deploy connectors/salesforce/"
-                "metadata to the org, or map the fields, then sync again.",
-            )
 
     def _flush_quietly(self) -> None:
         try:
@@ -365,7 +391,6 @@ class OrgSync:
                     SalesforceCase.connection_id == self.connection_id,
                     SalesforceCase.written.is_(False),
                     SalesforceCase.label.is_not(None),
-                    SalesforceCase.write_error.is_not(None),
                 )
                 .limit(BATCH * 5)
                 .all()
@@ -410,7 +435,8 @@ class OrgSync:
             conn = session.get(SalesforceConnection, self.connection_id)
             if conn is None:
                 return
-            if last is not None:
+            moved = (conn.watermark_ts, conn.watermark_id) != self.watermark
+            if last is not None and not moved:  # a backfill meanwhile wins
                 conn.watermark_ts, conn.watermark_id = last
             if conn.status != "auth_revoked" or self.report.status == "auth_revoked":
                 conn.status = self.report.status
@@ -465,9 +491,15 @@ def _classify(exc: SalesforceError) -> tuple[str, str]:
     message = f"{code}: {first.get('message', '')}" if code else str(exc)
     if code == "REQUEST_LIMIT_EXCEEDED":
         return "paused_budget", message
+    if (exc.status or 0) >= 500:
+        return (
+            "connected",
+            f"Salesforce failed ({exc.status}): {message}; retried next sync",
+        )
     if code in ("INVALID_FIELD", "MALFORMED_QUERY"):
         return (
             "error",
-            message + " Fix the connection's field settings, then sync again.",
+            message.rstrip(".")
+            + ". Fix the connection's field settings, then sync again.",
         )
     return "error", message

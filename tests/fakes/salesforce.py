@@ -111,7 +111,8 @@ class FakeSalesforce(FakeService):
         self.calls: list[dict[str, Any]] = []
         self._cursors: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.RLock()
-        self._clock = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+        # Cases look modified in the last day (a new connection reads 30 days).
+        self._clock = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
     # --- control -----------------------------------------------------------------
 

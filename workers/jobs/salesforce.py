@@ -6,13 +6,19 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rq import Queue
 from sqlalchemy import select
 
 from connectors.salesforce.sync import OrgSync, SyncDeps
 from core.persistence.models import SalesforceConnection, as_utc
 from core.secrets import SecretBox
 from workers import runtime
-from workers.queues import enqueue_salesforce_sync
+from workers.queues import (
+    DEFAULT_QUEUE,
+    SALESFORCE_SYNC_TIMEOUT,
+    SF_PENDING_KEY,
+    enqueue_salesforce_sync,
+)
 
 SYNCING_STATUSES = ("connected", "paused_budget", "paused_quota")
 """Statuses the scheduler syncs (``error`` and ``auth_revoked`` wait for a person)."""
@@ -37,7 +43,22 @@ def sync_salesforce(connection_id: str) -> dict[str, Any]:
     Returns:
         The sync's report (counts, API calls, status).
     """
-    report = OrgSync(sync_deps(), connection_id).run()
+    rt = runtime.get()
+    rt.redis.delete(SF_PENDING_KEY.format(connection=connection_id))
+    running = f"th:sf:running:{connection_id}"
+    if not rt.redis.set(running, 1, nx=True, ex=SALESFORCE_SYNC_TIMEOUT):
+        # Another worker syncs this org right now: run again once it is done.
+        Queue(DEFAULT_QUEUE, connection=rt.redis).enqueue_in(
+            timedelta(seconds=30),
+            "workers.jobs.salesforce.sync_salesforce",
+            connection_id,
+            job_timeout=SALESFORCE_SYNC_TIMEOUT,
+        )
+        return {"status": "deferred: a sync of this org is running"}
+    try:
+        report = OrgSync(sync_deps(), connection_id).run()
+    finally:
+        rt.redis.delete(running)
     return {
         "status": report.status,
         "seen": report.seen,

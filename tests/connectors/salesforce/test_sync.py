@@ -224,13 +224,73 @@ def test_scheduled_sync_runs_on_the_worker(sf, redis) -> None:
     sf.connect()
     from workers.jobs.salesforce import schedule_salesforce_syncs
 
-    [conn_id] = schedule_salesforce_syncs()
-    assert schedule_salesforce_syncs() == []  # already queued
-    SimpleWorker([Queue(DEFAULT_QUEUE, connection=redis)], connection=redis).work(
-        burst=True
-    )
-    job = Queue(DEFAULT_QUEUE, connection=redis).fetch_job(f"sf-sync-{conn_id}")
+    assert len(schedule_salesforce_syncs()) == 1
+    assert schedule_salesforce_syncs() == []  # already waiting
+    queue = Queue(DEFAULT_QUEUE, connection=redis)
+    [job] = queue.jobs
+    SimpleWorker([queue], connection=redis).work(burst=True)
+    job.refresh()
     assert job.return_value()["scored"] == 30
+    assert len(schedule_salesforce_syncs()) == 0  # synced just now: not due
+
+
+def test_an_edit_back_to_an_earlier_text_is_metered_again(sf) -> None:
+    [case] = sf.fake.seed(1)
+    sf.connect()
+    sf.sync()
+    original = sf.fake.cases[case]["Description"]
+    sf.fake.edit(case, Description="Totally different text, and I am very angry.")
+    sf.sync()
+    sf.fake.edit(case, Description=original)
+    assert sf.sync().scored == 1
+    assert _metered(sf) == 3 == sf.status()["cases_scored"]
+
+
+def test_a_failed_write_call_is_retried_by_the_next_sync(sf) -> None:
+    sf.fake.seed(3)
+    sf.connect()
+    real = sf.fake._composite
+    sf.fake._composite = lambda body: __import__(
+        "tests.fakes.salesforce", fromlist=["x"]
+    )._errors(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred")
+    report = sf.sync()
+    assert report.status == "connected" and "retried next sync" in report.error
+    assert not any("Sentiment__c" in c for c in sf.fake.cases.values())
+    sf.fake._composite = real
+    again = sf.sync()
+    assert again.scored == 0 and again.written == 3
+    assert all("Sentiment__c" in c for c in sf.fake.cases.values())
+    assert _metered(sf) == 3
+
+
+def test_a_backfill_during_a_sync_is_not_overwritten(sf) -> None:
+    from datetime import UTC, datetime
+
+    from connectors.salesforce.sync import OrgSync
+
+    sf.fake.seed(3)
+    sf.connect()
+    sync = OrgSync(sf.deps(), sf.status()["id"])  # starts from the old watermark
+    back = sf.client.post(
+        "/v1/connectors/salesforce/backfill", json={"days": 20}, headers=sf.auth
+    )
+    assert back.status_code == 202
+    stamp = sf.status()["watermark"]
+    sync.run()
+    assert sf.status()["watermark"] == stamp
+    assert stamp < datetime.now(UTC).isoformat()
+
+
+def test_callback_pages_for_denied_and_unreachable(sf, sf_app) -> None:
+    denied = sf.client.get("/salesforce/oauth/callback?error=access_denied&state=x")
+    assert denied.status_code == 400 and b"not allowed" in denied.data
+    ext = sf_app.extensions["tonehub"]
+    ext.redis.set("th:sf:state:s1", sf.workspace_id)
+    ext.settings = ext.settings.__class__(
+        **{**ext.settings.__dict__, "salesforce_login_url": "https://127.0.0.1:1"}
+    )
+    down = sf.client.get("/salesforce/oauth/callback?state=s1&code=abc")
+    assert down.status_code == 400 and b"could not be reached" in down.data
 
 
 def test_backfill_and_disconnect(sf) -> None:
