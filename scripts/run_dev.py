@@ -51,6 +51,9 @@ def stop_embedded_redis(server: object) -> None:
 def main() -> int:
     """Run everything until Ctrl-C (or SIGTERM), or until a child dies."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Started in the background of a non-interactive shell, SIGINT arrives
+    # ignored (SIG_IGN is inherited); Ctrl-C must still stop everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = dict(os.environ)
     port = env.get("TONEHUB_PORT", "8000")
     redis_server = None

@@ -183,7 +183,7 @@ def process_message(
                 return outcome
         client = deps.client_for(enterprise_id, team_id)
         if client is not None:
-            _write_back(client, settings, row)
+            _write_back(client, settings, row, brand=_brand(session, workspace_id))
         row.status = "done"
         session.commit()
         if client is not None:
@@ -265,7 +265,15 @@ def _score(
     return "scored"
 
 
-def _write_back(client: WebClient, settings: SlackChannel, row: SlackMessage) -> None:
+def _brand(session: Session, workspace_id: str) -> str:
+    """The workspace's display name (white-label), else Tonehub."""
+    workspace = session.get(Workspace, workspace_id)
+    return (workspace.display_name if workspace is not None else None) or "Tonehub"
+
+
+def _write_back(
+    client: WebClient, settings: SlackChannel, row: SlackMessage, *, brand: str
+) -> None:
     assert row.label is not None
     if settings.mode == "reactions":
         writeback.add_reaction(client, row.channel_id, row.ts, row.label)
@@ -273,7 +281,7 @@ def _write_back(client: WebClient, settings: SlackChannel, row: SlackMessage) ->
         confidence = row.confidence or 0.0
         if confidence >= writeback.NEGATIVE_REPLY_CONFIDENCE:
             writeback.reply_negative(
-                client, row.channel_id, row.ts, confidence=confidence
+                client, row.channel_id, row.ts, confidence=confidence, brand=brand
             )
 
 
@@ -370,5 +378,6 @@ def _check_alert(
         source=settings.channel_id,
         negative=negative,
         total=len(labels),
+        brand=_brand(session, settings.workspace_id),
     )
     logger.info("Slack alert for %s/%s", settings.team_id, settings.channel_id)

@@ -42,27 +42,33 @@ def add_reaction(client: WebClient, channel: str, ts: str, label: str) -> None:
 
 
 def reply_negative(
-    client: WebClient, channel: str, ts: str, *, confidence: float
+    client: WebClient, channel: str, ts: str, *, confidence: float, brand: str
 ) -> None:
-    """A thread reply flagging a negative message."""
+    """A thread reply flagging a negative message, signed with the brand."""
     client.chat_postMessage(
         channel=channel,
         thread_ts=ts,
         text=(
-            f":red_circle: This message reads as negative "
+            f"*{brand}* :red_circle: This message reads as negative "
             f"({confidence:.0%} confidence). Someone may want to follow up."
         ),
     )
 
 
 def post_alert(
-    client: WebClient, channel: str, *, source: str, negative: int, total: int
+    client: WebClient,
+    channel: str,
+    *,
+    source: str,
+    negative: int,
+    total: int,
+    brand: str,
 ) -> None:
-    """The channel-mood alert."""
+    """The channel-mood alert, signed with the brand."""
     client.chat_postMessage(
         channel=channel,
         text=(
-            f":rotating_light: <#{source}> turned negative: {negative} of the last "
-            f"{total} messages scored negative."
+            f"*{brand}* :rotating_light: <#{source}> turned negative: "
+            f"{negative} of the last {total} messages scored negative."
         ),
     )

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import func, select
 
-from core.persistence.models import OutboundEvent, SlackChannel, UsageDaily
+from core.persistence.models import OutboundEvent, SlackChannel, UsageDaily, Workspace
 from tests.connectors.slack.conftest import message_event
 
 NEGATIVE = "This is the third outage this week and nobody answers. I am furious."
@@ -71,6 +71,7 @@ def test_help_settings_and_mode(slack) -> None:
         if c["params"].get("thread_ts")
     ]
     assert len(replies) == 1 and "negative" in replies[0]["params"]["text"]
+    assert replies[0]["params"]["text"].startswith("*Tonehub*")
 
 
 def test_mood_comes_from_stored_scores(slack) -> None:
@@ -93,6 +94,9 @@ def test_mood_comes_from_stored_scores(slack) -> None:
 
 def test_alert_fires_once_with_cooldown_and_emits_an_event(slack) -> None:
     ws = slack.install()
+    with slack.app.extensions["tonehub"].sessions() as s:
+        s.get(Workspace, ws).display_name = "Acme Care"
+        s.commit()
     answer = command(slack, "alerts <#C0ALERTS|alerts> threshold 60")
     assert "<#C0ALERTS>" in answer["text"]
     assert "Use:" in command(slack, "alerts #alerts threshold 500")["text"]
@@ -105,6 +109,7 @@ def test_alert_fires_once_with_cooldown_and_emits_an_event(slack) -> None:
         if c["params"].get("channel") == "C0ALERTS"
     ]
     assert len(alerts) == 1 and "<#C0SUPPORT>" in alerts[0]["params"]["text"]
+    assert alerts[0]["params"]["text"].startswith("*Acme Care*")  # white-label
     with slack.app.extensions["tonehub"].sessions() as s:
         [event] = s.scalars(select(OutboundEvent)).all()
         assert event.type == "sentiment.alert" and event.workspace_id == ws
