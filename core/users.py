@@ -30,6 +30,7 @@ MAX_PASSWORD = 256
 INVITE_TTL = timedelta(days=7)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("tonehub-no-such-user")
 
 
 class EmailTaken(Conflict):
@@ -40,7 +41,7 @@ class EmailTaken(Conflict):
 
 def _email(value: str) -> str:
     email = value.strip().lower()
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > 254 or not _EMAIL.match(email) or not email.isprintable():
         raise InvalidRequest("Enter a valid email address.", field="email")
     return email
 
@@ -83,6 +84,9 @@ def sign_in(session: Session, email: str, password: str) -> User:
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     try:
         if user is None:
+            # The same argon2 work as for a real account: the time taken must
+            # not tell whether an email has one.
+            _hasher.verify(_DUMMY_HASH, password)
             raise VerificationError("no such user")
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -146,16 +150,30 @@ def invite(session: Session, workspace_id: str, email: str, *, now: datetime) ->
     return token
 
 
-def accept_invite(session: Session, token: str, user: User, *, now: datetime) -> str:
-    """Make ``user`` a member; returns the workspace id.
+def find_invite(session: Session, token: str, user: User, *, now: datetime) -> Invite:
+    """A live invite addressed to ``user``'s email.
 
     Raises:
-        NotFound: Unknown, used or expired invite.
+        NotFound: Unknown, used, expired, or for another email.
     """
     row = session.get(Invite, token)
     expires = as_utc(row.expires_at) if row is not None else None
     if row is None or row.used_at is not None or expires is None or expires < now:
         raise NotFound("This invite link is not valid any more.")
+    if row.email != user.email:
+        raise NotFound(
+            "This invite is for another email address; sign in with that account."
+        )
+    return row
+
+
+def accept_invite(session: Session, token: str, user: User, *, now: datetime) -> str:
+    """Make ``user`` a member; returns the workspace id.
+
+    Raises:
+        NotFound: Unknown, used, expired, or for another email.
+    """
+    row = find_invite(session, token, user, now=now)
     row.used_at = now
     if session.get(Membership, (user.id, row.workspace_id)) is None:
         session.add(

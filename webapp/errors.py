@@ -60,7 +60,7 @@ def error_response(
 
 def _html_error(status: int, message: str) -> Response | None:
     """Dashboard pages get an HTML error page; everything else JSON."""
-    if request.blueprint != "dashboard":
+    if request.blueprint != "dashboard" and not request.path.startswith("/dashboard"):
         return None
     body = (
         '<!doctype html><html lang="en"><meta charset="utf-8">'
@@ -136,6 +136,9 @@ def _first_problem(detail: dict[str, Any]) -> tuple[str, str]:
 
 def _unexpected(error: Exception) -> Response:
     logger.exception("Unhandled error", exc_info=error)
+    page = _html_error(500, "Something went wrong on our side; it has been logged.")
+    if page is not None:
+        return page
     return error_response("internal", "Internal error; it has been logged.", 500)
 
 

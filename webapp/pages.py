@@ -26,8 +26,11 @@ padding: 0 1rem; color: #1a1a1a">
 <h1>{title}</h1><p>{text}</p></body></html>"""
 
 
-def _page(title: str, text: str, status: int = 200) -> Response:
-    html = _PAGE.format(title=escape(title), text=escape(text))
+def _page(
+    title: str, text: str, status: int = 200, *, link: tuple[str, str] | None = None
+) -> Response:
+    more = f' <a href="{escape(link[0])}">{escape(link[1])}</a>' if link else ""
+    html = _PAGE.format(title=escape(title), text=escape(text) + more)
     return Response(html, status=status, mimetype="text/html")
 
 
@@ -78,7 +81,8 @@ def billing_complete() -> Response:
     return _page(
         "Thank you",
         "Your subscription is being set up. The new plan applies as soon as Stripe "
-        "confirms it, usually within seconds: GET /v1/billing shows it.",
+        "confirms it, usually within seconds.",
+        link=("/dashboard/billing", "Back to Billing"),
     )
 
 

@@ -50,7 +50,9 @@ class Browser:
         assert r.status_code == 302, r.get_data(as_text=True)
 
     def new_key(self) -> str:
-        page = self.post("/dashboard/keys", {"name": "prod"}).get_data(as_text=True)
+        created = self.post("/dashboard/keys", {"name": "prod"})
+        assert created.status_code == 303  # post, redirect, get: no resubmission
+        page = self.client.get("/dashboard/keys").get_data(as_text=True)
         return re.search(r'id="new-key">(th_live_[^<]+)<', page).group(1)
 
 
@@ -132,7 +134,14 @@ def test_members_invite_roles_and_isolation(dash_app) -> None:
     ).get_data(as_text=True)
     link = re.search(r'id="invite-link">([^<]+)<', page).group(1)
     member.signup("m@example.com")
-    assert member.client.get(link.replace("http://localhost", "")).status_code == 302
+    path = link.replace("https://tonehub.example", "")
+    assert link.startswith("https://tonehub.example/")  # the public URL, not Host
+    stranger = Browser(dash_app)
+    stranger.signup("stranger@example.com")
+    assert stranger.client.get(path).status_code == 302  # not for this email
+    confirm = member.client.get(path)
+    assert confirm.status_code == 200 and b"Join the workspace" in confirm.data
+    assert member.post(path).status_code == 302
     overview = member.client.get("/dashboard/").get_data(as_text=True)
     assert "owner&#39;s workspace" in overview or "owner's workspace" in overview
     assert member.client.get("/dashboard/").status_code == 200
@@ -146,7 +155,7 @@ def test_members_invite_roles_and_isolation(dash_app) -> None:
         "/dashboard/billing/checkout", {"plan": "plus"}, form_from="/dashboard/billing"
     )
     assert r.status_code == 403
-    assert member.client.get(link.replace("http://localhost", "")).status_code == 302
+    assert member.post(path, form_from="/dashboard/").status_code == 302  # used up
 
 
 def test_playground_counts_against_the_quota(dash_app) -> None:
@@ -219,3 +228,77 @@ def test_pages_render_for_a_signed_in_user(dash_app) -> None:
         assert '<meta name="viewport"' in html and "<h1>" in html
         for input_id in re.findall(r'<(?:input|select|textarea) id="([^"]+)"', html):
             assert f'for="{input_id}"' in html, (path, input_id)
+
+
+def test_sessions_end_at_sign_out_and_password_change(dash_app) -> None:
+    b = Browser(dash_app)
+    b.signup("s@example.com")
+    copied = b.client.get_cookie("session").value
+    b.post("/dashboard/logout", form_from="/dashboard/")
+    thief = dash_app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/dashboard/").status_code == 302  # to sign-in
+    b.post("/dashboard/login", {"email": "s@example.com", "password": PASSWORD})
+    other = Browser(dash_app)
+    other.post("/dashboard/login", {"email": "s@example.com", "password": PASSWORD})
+    assert other.client.get("/dashboard/").status_code == 200
+    r = b.post(
+        "/dashboard/password", {"current": PASSWORD, "new": "another long secret"}
+    )
+    assert r.status_code == 302
+    assert b.client.get("/dashboard/").status_code == 200  # this session continues
+    assert other.client.get("/dashboard/").status_code == 302  # the other ended
+
+
+def test_control_characters_and_bad_next_are_refused(dash_app) -> None:
+    b = Browser(dash_app)
+    r = b.post(
+        "/dashboard/signup", {"email": "nul\x00x@example.com", "password": PASSWORD}
+    )
+    assert r.status_code == 400 and "text/html" in r.content_type
+    b.signup("n@example.com")
+    b.post("/dashboard/logout", form_from="/dashboard/")
+    r = b.post(
+        "/dashboard/login?next=/dashboard/%0d%0aX-Injected:1",
+        {"email": "n@example.com", "password": PASSWORD},
+    )
+    assert r.status_code == 302 and r.headers["Location"] == "/dashboard/"
+    for bad in ("//evil.com", "https://evil.com", "/\\evil.com"):
+        b.post("/dashboard/logout", form_from="/dashboard/")
+        r = b.post(
+            f"/dashboard/login?next={bad}",
+            {"email": "n@example.com", "password": PASSWORD},
+        )
+        assert r.headers["Location"] == "/dashboard/"
+
+
+def test_dashboard_errors_are_html_with_security_headers(dash_app) -> None:
+    c = dash_app.test_client()
+    for method, path in (("GET", "/dashboard/nope"), ("GET", "/dashboard/logout")):
+        r = c.open(path, method=method)
+        assert r.status_code in (404, 405) and "text/html" in r.content_type
+    page = c.get("/dashboard/login")
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_parallel_guesses_get_five_checks_at_most(dash_app) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    Browser(dash_app).signup("race@example.com")
+    token_client = Browser(dash_app)
+    token = token_client.csrf("/dashboard/login")
+
+    def guess(_):
+        return token_client.client.post(
+            "/dashboard/login",
+            data={
+                "csrf_token": token,
+                "email": "race@example.com",
+                "password": "wrong guess",
+            },
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(guess, range(24)))
+    assert statuses.count(401) == 5 and statuses.count(429) == 19

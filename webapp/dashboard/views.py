@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
+from apiflask import APIBlueprint
 from flask import (
-    Blueprint,
     Response,
     abort,
     flash,
@@ -32,7 +33,7 @@ from connectors.salesforce import connect as sf_connect
 from connectors.slack.oauth import start_linked_install
 from core import accounts, users
 from core.billing.state import plan_in_force
-from core.errors import TonehubError
+from core.errors import TonehubError, TooManySentences
 from core.metering import record_usage_durably
 from core.metering.report import usage_report
 from core.persistence.models import (
@@ -42,11 +43,14 @@ from core.persistence.models import (
     User,
     Workspace,
 )
+from core.scoring.engine import check_text
 from webapp.dashboard.charts import label_bars, stacked_days
 from webapp.extensions import get_db, tonehub
 from webapp.metering import LATENCY_KEY
 
-bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+# An APIBlueprint kept out of the OpenAPI document: HTML pages, not the API
+# (a plain Blueprint with request hooks trips APIFlask's spec generation).
+bp = APIBlueprint("dashboard", __name__, url_prefix="/dashboard", enable_openapi=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +58,27 @@ LOGIN_FAILURES = 5
 """Failed sign-ins per email in 15 minutes before sign-in is refused."""
 
 LOGO_MAX_BYTES = 100_000
+_SAFE_NEXT = re.compile(r"^/dashboard(/[A-Za-z0-9_\-]+)*/?$")
+"""Where sign-in may send back to: a dashboard path, nothing else."""
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+SESSION_KEY = "th:session:{sid}"
+USER_SESSIONS = "th:user-sessions:{user}"
+SESSION_SECONDS = 7 * 86_400
+
+
+def _live_user_id() -> str | None:
+    """The signed-in user, if the session is still live on the server.
+
+    The cookie only carries a random session id; signing out or changing
+    the password deletes it server-side, so a copied cookie stops working.
+    """
+    sid = session.get("sid")
+    if not isinstance(sid, str):
+        return None
+    raw = tonehub().redis.get(SESSION_KEY.format(sid=sid))
+    return raw.decode() if isinstance(raw, bytes) else None
 
 
 def login_required(view: F) -> F:
@@ -63,7 +87,8 @@ def login_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         db = get_db()
-        user = db.get(User, session.get("user_id") or "")
+        user_id = _live_user_id()
+        user = db.get(User, user_id) if user_id else None
         if user is None:
             return redirect(url_for("dashboard.login", next=request.path))
         ws_id = session.get("workspace_id") or ""
@@ -96,6 +121,49 @@ def owner_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
+
+
+@bp.before_request
+def _refuse_control_characters() -> None:
+    """NUL and other control characters in a form field are a 400, not a 500.
+
+    PostgreSQL refuses NUL in text, and no field here needs control characters
+    (the playground text may hold newlines and tabs).
+    """
+    for name, value in request.form.items(multi=True):
+        allowed = "\n\r\t" if name == "text" else ""
+        if any(ord(c) < 32 and c not in allowed for c in value):
+            abort(400, description=f"The field {name!r} holds a control character.")
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    """No sniffing, no framing, only this app's scripts and images."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "frame-ancestors 'none'",
+    )
+    return response
+
+
+DASHBOARD_MESSAGES = {
+    "subscription_exists": "This workspace already has a subscription: use "
+    "Manage subscription to change or cancel it.",
+    "no_billing_account": "There is no subscription to manage yet: upgrade first.",
+}
+"""Billing errors reworded for people in the dashboard (the API's name routes)."""
+
+
+def _say(exc: TonehubError) -> str:
+    if exc.code == "quota_exceeded":
+        return (
+            "This month's quota is used up. Upgrade on the Billing page to keep "
+            "scoring, or wait for the reset."
+        )
+    return DASHBOARD_MESSAGES.get(exc.code, exc.message)
 
 
 @bp.context_processor
@@ -153,7 +221,10 @@ def signup() -> Any:
         except TonehubError as exc:
             return render_template("dashboard/signup.html", error=exc.message), 400
         _start_session(user.id, workspace.id)
-        return redirect(url_for("dashboard.overview"))
+        target = request.args.get("next", "")
+        return redirect(
+            target if _SAFE_NEXT.match(target) else url_for("dashboard.overview")
+        )
     return render_template("dashboard/signup.html")
 
 
@@ -164,7 +235,12 @@ def login() -> Any:
         email = request.form.get("email", "").strip().lower()
         redis = tonehub().redis
         key = "th:login:" + hashlib.sha256(email.encode()).hexdigest()
-        if int(redis.get(key) or 0) >= LOGIN_FAILURES:
+        # Counted before the check, atomically: parallel guesses cannot get
+        # more than LOGIN_FAILURES checks in.
+        attempts = int(redis.incr(key))
+        if attempts == 1:
+            redis.expire(key, 900)
+        if attempts > LOGIN_FAILURES:
             return render_template(
                 "dashboard/login.html",
                 error="Too many failed attempts; try again in 15 minutes.",
@@ -172,14 +248,12 @@ def login() -> Any:
         try:
             user = users.sign_in(get_db(), email, request.form.get("password", ""))
         except TonehubError as exc:
-            redis.incr(key)
-            redis.expire(key, 900)
             return render_template("dashboard/login.html", error=exc.message), 401
         redis.delete(key)
         first = users.memberships(get_db(), user.id)
         _start_session(user.id, first[0].workspace_id if first else "")
         target = request.args.get("next", "")
-        if not target.startswith("/dashboard") or "//" in target:
+        if not _SAFE_NEXT.match(target):
             target = url_for("dashboard.overview")
         return redirect(target)
     return render_template("dashboard/login.html")
@@ -188,12 +262,31 @@ def login() -> Any:
 def _start_session(user_id: str, workspace_id: str) -> None:
     session.clear()  # a new session id: no fixation
     session.permanent = True
-    session["user_id"], session["workspace_id"] = user_id, workspace_id
+    sid = secrets.token_urlsafe(24)
+    redis = tonehub().redis
+    with redis.pipeline() as pipe:
+        pipe.set(SESSION_KEY.format(sid=sid), user_id, ex=SESSION_SECONDS)
+        pipe.sadd(USER_SESSIONS.format(user=user_id), sid)
+        pipe.expire(USER_SESSIONS.format(user=user_id), SESSION_SECONDS)
+        pipe.execute()
+    session["sid"], session["workspace_id"] = sid, workspace_id
+
+
+def _end_sessions(user_id: str) -> None:
+    """Sign the user out everywhere (after a password change)."""
+    redis = tonehub().redis
+    key = USER_SESSIONS.format(user=user_id)
+    for sid in cast("set[bytes]", redis.smembers(key)):
+        redis.delete(SESSION_KEY.format(sid=sid.decode()))
+    redis.delete(key)
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    """Sign out."""
+    """Sign out (the session id is deleted server-side)."""
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        tonehub().redis.delete(SESSION_KEY.format(sid=sid))
     session.clear()
     return redirect(url_for("dashboard.login"))
 
@@ -212,6 +305,8 @@ def password() -> Any:
             )
         except TonehubError as exc:
             return render_template("dashboard/password.html", error=exc.message), 400
+        _end_sessions(g.user.id)  # every other session of this user ends
+        _start_session(g.user.id, g.workspace.id)
         flash("Password changed.")
         return redirect(url_for("dashboard.overview"))
     return render_template("dashboard/password.html")
@@ -300,23 +395,22 @@ def _memberships() -> list[tuple[str, str]]:
 @bp.get("/keys")
 @owner_required
 def keys() -> str:
-    """The workspace's API keys."""
+    """The workspace's API keys (and a new key's secret, once)."""
     return render_template(
-        "dashboard/keys.html", keys=accounts.list_api_keys(get_db(), g.workspace.id)
+        "dashboard/keys.html",
+        keys=accounts.list_api_keys(get_db(), g.workspace.id),
+        new_secret=session.pop("new_secret", None),
     )
 
 
 @bp.post("/keys")
 @owner_required
 def create_key() -> Any:
-    """Create a key; its secret is shown on this answer only."""
+    """Create a key; its secret is shown by the next page, once."""
     name = request.form.get("name", "").strip()[:200] or "key"
     issued = accounts.create_api_key(get_db(), g.workspace.id, name=name)
-    return render_template(
-        "dashboard/keys.html",
-        keys=accounts.list_api_keys(get_db(), g.workspace.id),
-        new_secret=issued.secret,
-    )
+    session["new_secret"] = issued.secret
+    return redirect(url_for("dashboard.keys"), code=303)
 
 
 @bp.route("/keys/<key_id>/revoke", methods=["GET", "POST"])
@@ -358,7 +452,7 @@ def checkout() -> Any:
             get_db(), g.workspace.id, request.form.get("plan", "")
         )
     except TonehubError as exc:
-        flash(exc.message)
+        flash(_say(exc))
         return redirect(url_for("dashboard.billing"))
     return redirect(result["url"], code=303)
 
@@ -370,7 +464,7 @@ def portal() -> Any:
     try:
         result = tonehub().billing.portal(get_db(), g.workspace.id)
     except TonehubError as exc:
-        flash(exc.message)
+        flash(_say(exc))
         return redirect(url_for("dashboard.billing"))
     return redirect(result["url"], code=303)
 
@@ -382,14 +476,15 @@ def portal() -> Any:
 @login_required
 def playground() -> Any:
     """Score a text; it counts against the quota like an API call."""
-    result, error, text = None, None, request.form.get("text", "")
+    result, error, status, text = None, None, 200, request.form.get("text", "")
     if request.method == "POST":
         ext = tonehub()
         try:
+            check_text(text)  # a bad text is told so without using the quota
             admission = ext.meter.admit(g.workspace.id, g.plan, 1)
             admission.raise_if_refused()
             try:
-                result = ext.scoring.score([text], sentences=True)[0]
+                result = _score_for_people(text)
             except TonehubError:
                 ext.meter.refund(g.workspace.id, admission.period, 1)
                 raise
@@ -402,10 +497,19 @@ def playground() -> Any:
                 day=admission.now.date(),
             )
         except TonehubError as exc:
-            error = exc.message
+            error, status = _say(exc), exc.http_status
     return render_template(
         "dashboard/playground.html", result=result, error=error, text=text
-    ), (400 if error else 200)
+    ), status
+
+
+def _score_for_people(text: str) -> dict[str, Any]:
+    """With sentences when the text has few enough, else the whole text."""
+    scoring = tonehub().scoring
+    try:
+        return scoring.score([text], sentences=True)[0]
+    except TooManySentences:
+        return scoring.score([text])[0]
 
 
 # --- connectors -------------------------------------------------------------
@@ -473,9 +577,9 @@ def slack_channel(team_id: str, channel_id: str) -> Any:
 @owner_required
 def salesforce_connect() -> Any:
     """Start connecting a Salesforce org."""
-    import secrets
-
     ext = tonehub()
+    if not (ext.settings.salesforce_client_id and ext.settings.secret_key):
+        abort(404)
     state = secrets.token_urlsafe(24)
     ext.redis.set(f"th:sf:state:{state}", g.workspace.id, ex=600)
     return redirect(sf_connect.authorize_url(ext.settings, state), code=303)
@@ -518,7 +622,8 @@ def invite() -> Any:
     except TonehubError as exc:
         flash(exc.message)
         return redirect(url_for("dashboard.members"))
-    link = url_for("dashboard.accept", token=token, _external=True)
+    public = tonehub().settings.public_url.rstrip("/")
+    link = public + url_for("dashboard.accept", token=token)
     return render_template(
         "dashboard/members.html",
         members=users.members(get_db(), g.workspace.id),
@@ -537,16 +642,21 @@ def remove(user_id: str) -> Any:
     return redirect(url_for("dashboard.members"))
 
 
-@bp.get("/invite/<token>")
+@bp.route("/invite/<token>", methods=["GET", "POST"])
 @login_required
 def accept(token: str) -> Any:
-    """Join the workspace of an invite."""
+    """Show the invite, and join its workspace on a POST (with the CSRF token)."""
+    now = datetime.now(UTC)
     try:
-        ws = users.accept_invite(get_db(), token, g.user, now=datetime.now(UTC))
+        invite = users.find_invite(get_db(), token, g.user, now=now)
+        if request.method == "GET":
+            ws = get_db().get(Workspace, invite.workspace_id)
+            return render_template("dashboard/invite.html", workspace=ws)
+        target = users.accept_invite(get_db(), token, g.user, now=now)
     except TonehubError as exc:
         flash(exc.message)
         return redirect(url_for("dashboard.overview"))
-    session["workspace_id"] = ws
+    session["workspace_id"] = target
     return redirect(url_for("dashboard.overview"))
 
 
@@ -558,8 +668,8 @@ def settings() -> Any:
         db = get_db()
         ws = db.get(Workspace, g.workspace.id)
         assert ws is not None
-        name = request.form.get("display_name", "").strip()[:100]
-        colour = request.form.get("accent_color", "").strip()
+        name = request.form.get("display_name", ws.display_name or "").strip()[:100]
+        colour = request.form.get("accent_color", ws.accent_color or "").strip()
         if colour and not _COLOUR.match(colour):
             return render_template(
                 "dashboard/settings.html", error="Use a colour like #1d4ed8."
