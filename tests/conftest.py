@@ -30,6 +30,24 @@ POSTGRES_URL = os.environ.get("TONEHUB_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("TONEHUB_TEST_REDIS_URL")
 
 
+def run_demo(script: str, *, timeout: int = 300) -> str:
+    """Run a ``make demo-*`` script; assert it passed; return its output."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, f"scripts/{script}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout
+    return done.stdout
+
+
 @pytest.fixture(autouse=True)
 def _scrub_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No TONEHUB_* setting of the developer's shell leaks into a test."""

@@ -10,7 +10,11 @@ from html import escape
 
 from flask import Blueprint, Response, request
 
-from connectors.salesforce.connect import SalesforceAuthError, complete_oauth
+from connectors.salesforce.connect import (
+    SalesforceAuthError,
+    complete_oauth,
+    take_state,
+)
 from core.errors import ServiceUnavailable
 from core.secrets import SecretBox
 from webapp.extensions import get_db, tonehub
@@ -45,8 +49,7 @@ def salesforce_callback() -> Response:
             "Access was not allowed in Salesforce. Start again from Tonehub to retry.",
             400,
         )
-    raw = ext.redis.getdel(f"th:sf:state:{state}") if state else None
-    workspace_id = raw.decode() if isinstance(raw, bytes) else raw
+    workspace_id = take_state(ext.redis, state)
     if not workspace_id or not code:
         return _page(
             "Connection failed",

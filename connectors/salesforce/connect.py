@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,6 +30,24 @@ from core.persistence.models import SalesforceConnection
 from core.secrets import SecretBox
 
 logger = logging.getLogger(__name__)
+
+
+STATE_KEY = "th:sf:state:{state}"
+STATE_SECONDS = 600
+"""An OAuth state is single use and lives ten minutes."""
+
+
+def start_connect(settings: Settings, redis: Redis, workspace_id: str) -> str:
+    """The authorize URL for a workspace, with a fresh state bound to it."""
+    state = secrets.token_urlsafe(24)
+    redis.set(STATE_KEY.format(state=state), workspace_id, ex=STATE_SECONDS)
+    return authorize_url(settings, state)
+
+
+def take_state(redis: Redis, state: str) -> str | None:
+    """The workspace a state was issued for, once (the state is consumed)."""
+    raw = redis.getdel(STATE_KEY.format(state=state)) if state else None
+    return raw.decode() if isinstance(raw, bytes) else None
 
 
 def redirect_uri(settings: Settings) -> str:

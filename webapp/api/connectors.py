@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,8 +42,6 @@ def slack_install_link() -> dict[str, Any]:
     return {"url": url, "expires_in": 600}
 
 
-SF_STATE_KEY = "th:sf:state:{state}"
-SF_STATE_SECONDS = 600
 SF_ERRORS = {**AUTH_ERRORS, 404: "not_found", 503: "salesforce_not_configured"}
 
 
@@ -68,12 +65,8 @@ def salesforce_connect() -> dict[str, Any]:
     """Open the URL within 10 minutes, as an admin of the org, and allow access."""
     _salesforce_ready()
     ext = tonehub()
-    state = secrets.token_urlsafe(24)
-    ext.redis.set(SF_STATE_KEY.format(state=state), g.workspace_id, ex=SF_STATE_SECONDS)
-    return {
-        "url": sf_connect.authorize_url(ext.settings, state),
-        "expires_in": SF_STATE_SECONDS,
-    }
+    url = sf_connect.start_connect(ext.settings, ext.redis, g.workspace_id)
+    return {"url": url, "expires_in": sf_connect.STATE_SECONDS}
 
 
 @bp.post("/connectors/salesforce/connect-jwt")

@@ -580,9 +580,8 @@ def salesforce_connect() -> Any:
     ext = tonehub()
     if not (ext.settings.salesforce_client_id and ext.settings.secret_key):
         abort(404)
-    state = secrets.token_urlsafe(24)
-    ext.redis.set(f"th:sf:state:{state}", g.workspace.id, ex=600)
-    return redirect(sf_connect.authorize_url(ext.settings, state), code=303)
+    url = sf_connect.start_connect(ext.settings, ext.redis, g.workspace.id)
+    return redirect(url, code=303)
 
 
 @bp.post("/connectors/salesforce/disconnect")

@@ -354,20 +354,10 @@ def test_jwt_bearer_flow(sf_app, fake_sf, keys) -> None:
 
 def test_make_demo_salesforce_passes() -> None:
     """The demo: real gunicorn, worker and scheduler against the fake org."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.conftest import run_demo
 
-    repo = Path(__file__).resolve().parents[3]
-    done = subprocess.run(
-        [sys.executable, "scripts/demo_salesforce.py"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "sync 1: 300 scored, 2 write calls" in done.stdout
+    out = run_demo("demo_salesforce.py")
+    assert "sync 1: 300 scored, 2 write calls" in out
 
 
 def test_field_names_and_text_fields_are_configurable(sf) -> None:

@@ -226,22 +226,10 @@ def test_tokens_revoked_deletes_the_bot_token(slack) -> None:
 
 def test_make_demo_slack_passes() -> None:
     """The demo: real gunicorn, worker and scheduler against the fake Slack."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.conftest import run_demo
 
-    repo = Path(__file__).resolve().parents[3]
-    done = subprocess.run(
-        [sys.executable, "scripts/demo_slack.py"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert (
-        "reactions in the fake's log: ['red_circle']; texts metered: 1" in done.stdout
-    )
+    out = run_demo("demo_slack.py")
+    assert "reactions in the fake's log: ['red_circle']; texts metered: 1" in out
 
 
 def test_a_rate_limited_message_is_retried_by_the_worker_scheduler(slack) -> None:
