@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check model model-commercial evaluate eval bench bench-metering demo-slack demo-salesforce clean
+.PHONY: run test check model model-commercial evaluate eval bench bench-metering demo-slack demo-salesforce demo-jobs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ bench-metering: $(VENV)/.runtime
 ## demo-slack: fake Slack + the service + an install + a signed event sent twice
 demo-slack: $(VENV)/.test
 	$(PY) scripts/demo_slack.py
+
+## demo-jobs: a 10,000-text batch job with progress, results checked, signed job.succeeded
+demo-jobs: $(VENV)/.test
+	$(PY) scripts/demo_jobs.py
 
 ## demo-salesforce: fake org (300 Cases) + the service + OAuth connect + three syncs
 demo-salesforce: $(VENV)/.test

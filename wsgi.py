@@ -1,12 +1,13 @@
-"""WSGI entry point: ``gunicorn wsgi:app``."""
+"""WSGI entry point: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app``."""
 
-import logging
+import os
 
+from core.logs import configure_logging
 from webapp import create_app
 
-logging.basicConfig(
-    level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+configure_logging(
+    os.environ.get("TONEHUB_LOG_FORMAT", "json"),
+    os.environ.get("TONEHUB_LOG_LEVEL", "INFO"),
 )
-logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
 
 app = create_app()

@@ -97,6 +97,13 @@ class Settings:
         salesforce_sync_minutes: Default minutes between syncs of an org.
         salesforce_budget_share: Share of the org's daily API allocation a
             sync may bring it to before pausing.
+        webhook_allow_hosts: Comma-separated hosts outbound webhooks may
+            reach although they are not public (tests, local demos).
+        job_retention_days: Days a finished batch job's results are kept.
+        metrics_allow: Comma-separated networks (CIDR) besides loopback that
+            may read ``/metrics`` (e.g. the cluster's pod network).
+        metrics_token: A bearer token that opens ``/metrics`` from anywhere;
+            empty: none.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -129,6 +136,17 @@ class Settings:
     salesforce_api_version: str = "59.0"
     salesforce_sync_minutes: int = 5
     salesforce_budget_share: float = 0.5
+    webhook_allow_hosts: str = ""
+    job_retention_days: int = 7
+    metrics_allow: str = ""
+    metrics_token: str = ""
+
+    @property
+    def webhook_allow_list(self) -> tuple[str, ...]:
+        """``webhook_allow_hosts`` split into host names."""
+        return tuple(
+            h.strip() for h in self.webhook_allow_hosts.split(",") if h.strip()
+        )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Settings:

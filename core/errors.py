@@ -11,12 +11,16 @@ The tree::
     │   ├── ExplainTooLong       explain_too_long      400
     │   ├── TooManySentences     too_many_sentences    400
     │   └── UnknownModel         unknown_model         400
-    │   └── InvalidSignature     invalid_signature     400
+    │   ├── InvalidSignature     invalid_signature     400
+    │   ├── InvalidFile          invalid_file          400
+    │   ├── UnknownEventType     unknown_event_type    400
+    │   └── WebhookUrlForbidden  webhook_url_forbidden 400
     ├── Unauthorized             unauthorized          401
     ├── NotFound                 not_found             404
     ├── Conflict                 conflict              409
     │   ├── SubscriptionExists   subscription_exists   409
-    │   └── NoBillingAccount     no_billing_account    409
+    │   ├── NoBillingAccount     no_billing_account    409
+    │   └── JobFinished          job_finished          409
     ├── UnsupportedMediaType     unsupported_media_type 415
     ├── LimitExceeded            (abstract)            429
     │   ├── RateLimited          rate_limited          429
@@ -113,6 +117,24 @@ class InvalidSignature(InvalidRequest):
     code = "invalid_signature"
 
 
+class InvalidFile(InvalidRequest):
+    """An uploaded job file cannot be read (format, encoding, a bad line)."""
+
+    code = "invalid_file"
+
+
+class UnknownEventType(InvalidRequest):
+    """A webhook endpoint names an event type Tonehub does not send."""
+
+    code = "unknown_event_type"
+
+
+class WebhookUrlForbidden(InvalidRequest):
+    """A webhook URL points at a non-public address (the SSRF guard)."""
+
+    code = "webhook_url_forbidden"
+
+
 class Unauthorized(TonehubError):
     """No valid API key. The message never says which check failed."""
 
@@ -144,6 +166,12 @@ class NoBillingAccount(Conflict):
     """The workspace has no Stripe customer yet (nothing to manage)."""
 
     code = "no_billing_account"
+
+
+class JobFinished(Conflict):
+    """A job can no longer be cancelled: it has finished."""
+
+    code = "job_finished"
 
 
 class UnsupportedMediaType(TonehubError):

@@ -81,3 +81,26 @@ class Service:
         os.killpg(self.proc.pid, signal.SIGINT)
         self.proc.wait(timeout=60)
         print(f"service log: {self.log}")
+
+    def dev_key(self, timeout: float = 180) -> dict[str, str]:
+        """The development key file ``make run`` writes: key and workspace id."""
+        import json
+
+        key_file = self.work / "var" / "dev_api_key.json"
+        deadline = time.monotonic() + timeout
+        while not key_file.exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit(f"no development key; see {self.log}")
+            time.sleep(0.5)
+        time.sleep(0.2)  # written whole right after it appears
+        data: dict[str, str] = json.loads(key_file.read_text())
+        return data
+
+
+def report(checks: dict[str, bool]) -> int:
+    """Print each check and PASS or FAIL; the exit status."""
+    for name, ok in checks.items():
+        print(f"  {'ok ' if ok else 'BAD'} {name}")
+    passed = all(checks.values())
+    print("PASS" if passed else "FAIL")
+    return 0 if passed else 1

@@ -22,7 +22,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scripts._demo import NoRedirect, Service  # noqa: E402
+from scripts._demo import NoRedirect, Service, report  # noqa: E402
 from tests.fakes.salesforce import FakeSalesforce  # noqa: E402
 
 CASES = 300
@@ -73,9 +73,7 @@ def main() -> int:
     base = service.base
     print(f"Fake Salesforce on {fake.url} ({CASES} Cases); Tonehub on {base}")
     try:
-        key_file = service.work / "var" / "dev_api_key.json"
-        _wait(key_file.exists, "the development key", 180)
-        key = json.loads(key_file.read_text())["key"]
+        key = service.dev_key()["key"]
         service.wait_ready()
         start = _api(base, key, "POST", "/v1/connectors/salesforce/connect")
         tls = ssl.create_default_context(cafile=fake.ca_path)
@@ -121,11 +119,7 @@ def main() -> int:
             "edited Case rescored once": third["cases_scored"] == CASES + 1
             and writes3 == 1,
         }
-        for name, ok in checks.items():
-            print(f"  {'ok ' if ok else 'BAD'} {name}")
-        ok = all(checks.values())
-        print("PASS" if ok else "FAIL")
-        return 0 if ok else 1
+        return report(checks)
     finally:
         service.stop()
         fake.stop()

@@ -89,18 +89,15 @@ def main() -> int:
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    "--config",
+                    "deploy/gunicorn.conf.py",
                     "wsgi:app",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    env.get("TONEHUB_WEB_WORKERS", "2"),
-                    "--threads",
-                    "2",
-                    "--no-control-socket",
-                    "--access-logfile",
-                    "-",
                 ],
-                env,
+                {
+                    "TONEHUB_WEB_WORKERS": "2",
+                    **env,
+                    "TONEHUB_BIND": f"127.0.0.1:{port}",
+                },
             )
         )
         print(

@@ -78,7 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
         WTF_CSRF_TIME_LIMIT=None,
     )
 
-    from webapp import cli, errors, extensions
+    from webapp import cli, errors, extensions, observability
     from webapp.api import bp as api_bp
     from webapp.dashboard import bp as dashboard_bp
     from webapp.health import bp as health_bp
@@ -86,6 +86,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     from webapp.webhooks import bp as webhooks_bp
     from webapp.webhooks.slack import bp as slack_bp
 
+    observability.init_app(app)  # first: its hooks wrap every other one
     extensions.init_app(app, settings)
     errors.init_app(app)
     cli.init_app(app)

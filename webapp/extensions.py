@@ -26,6 +26,7 @@ from core.config import Settings
 from core.metering import Meter
 from core.persistence.db import make_engine, make_session_factory
 from core.scoring.service import ScoringService, build_scoring_service
+from webapp.metrics import observe_inference
 from workers.queues import enqueue_slack_message
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,13 @@ class Tonehub:
     slack_app: App | None
     slack_states: TonehubOAuthStateStore
 
+    def after_fork(self) -> None:
+        """In a process forked after the app was built (gunicorn
+        ``--preload``): drop the parent's database connections and load the
+        model anew (Redis's pool notices the fork itself)."""
+        self.engine.dispose(close=False)
+        self.scoring.registry.reload_after_fork()
+
     @property
     def billing_grace(self) -> timedelta:
         """How long a failed payment keeps the paid plan."""
@@ -58,7 +66,10 @@ def init_app(app: Flask, settings: Settings) -> None:
     redis = Redis.from_url(settings.redis_url)
     # SCORER: tests share one loaded model across apps.
     scoring = build_scoring_service(
-        settings, redis=redis, scorer=app.config.get("SCORER")
+        settings,
+        redis=redis,
+        scorer=app.config.get("SCORER"),
+        observe=observe_inference,
     )
     sessions = make_session_factory(engine)
     auth = AuthCache(redis, sessions)

@@ -39,10 +39,14 @@ from redis.exceptions import RedisError
 from core.errors import ServiceUnavailable
 from core.metering import Admission, record_usage_durably
 from webapp.extensions import tonehub
+from webapp.metrics import count_admission
 
 logger = logging.getLogger(__name__)
 
-COSTED_ENDPOINTS = frozenset({"api.score_text", "api.score_batch"})
+SCORING_ENDPOINTS = frozenset({"api.score_text", "api.score_batch"})
+"""Synchronous scoring: their latency feeds the dashboard's p50/p95."""
+
+COSTED_ENDPOINTS = SCORING_ENDPOINTS | {"api.create_job"}
 """Views that admit their validated cost through ``admit_units``."""
 
 
@@ -59,12 +63,22 @@ def admit_units(cost: int) -> None:
     try:
         admission = ext.meter.admit(g.workspace_id, g.plan, cost)
     except RedisError as exc:
+        count_admission("unavailable")
         raise ServiceUnavailable(
             "Usage metering is unavailable right now; try again shortly."
         ) from exc
     g.admission = admission
     g.units_used = 0
+    count_admission(_outcome(admission))
     admission.raise_if_refused()
+
+
+def _outcome(admission: Admission) -> str:
+    if admission.admitted:
+        return "admitted"
+    return {"quota": "quota_exceeded", "rate": "rate_limited"}.get(
+        str(admission.reason), "refused"
+    )
 
 
 def admit_request() -> None:
@@ -90,19 +104,34 @@ def record_scored(labels: Iterable[str]) -> None:
     )
 
 
+def keep_units(units: int) -> None:
+    """Keep ``units`` of the admitted cost taken (a batch job's reservation)."""
+    if g.get("admission") is not None:
+        g.units_used = g.get("units_used", 0) + units
+
+
+def note_released(units: int) -> None:
+    """Tell the headers that ``units`` went back to the quota in this request."""
+    g.units_released = g.get("units_released", 0) + units
+
+
 def finish_request(response: Response) -> Response:
     """``after_request``: admit what was refused early, refund, set headers."""
     ext = tonehub()
     if not ext.settings.metering or "workspace_id" not in g:
         return response
     admission: Admission | None = g.get("admission")
+    # Units a view gave back (a cancelled job) after its admission was taken.
+    released = g.get("units_released", 0) if admission is not None else 0
     if admission is None:
         try:
             admission = ext.meter.admit(g.workspace_id, g.plan, 0)
         except RedisError:
+            count_admission("unavailable")
             return response
+        count_admission(_outcome(admission))
         g.units_used = 0
-    used = admission.used
+    used = max(0, admission.used - released)
     unused = admission.cost - g.get("units_used", 0) if admission.admitted else 0
     if unused > 0:
         try:
@@ -112,7 +141,7 @@ def finish_request(response: Response) -> Response:
             logger.warning("Refund of %d units for %s failed", unused, g.workspace_id)
     for name, value in rate_headers(admission, used=used).items():
         response.headers[name] = value
-    if request.endpoint in COSTED_ENDPOINTS and "started" in g:
+    if request.endpoint in SCORING_ENDPOINTS and "started" in g:
         _record_latency(g.workspace_id, admission, time.perf_counter() - g.started)
     return response
 

@@ -329,6 +329,7 @@ class SalesforceOut(Schema):
     )
     watermark = String(required=True, allow_none=True)
     sync_minutes = Integer(required=True, allow_none=True)
+    alert_confidence = Float(allow_none=True)
     field_names = Dict(
         data_key="fields",
         attribute="fields",
@@ -351,3 +352,195 @@ class SalesforceSettingsIn(Schema):
     )
     text_fields = List(String(), validate=Length(min=1, max=10))
     sync_minutes = Integer(validate=Range(min=1, max=1440))
+    alert_confidence = Float(
+        allow_none=True,
+        validate=Range(min=0.34, max=1.0),
+        metadata={
+            "description": "A Case scored negative with at least this confidence "
+            "raises a sentiment.alert webhook event; null turns alerts off "
+            "(default 0.9)."
+        },
+    )
+
+
+class JobIn(Schema):
+    """The JSON form of ``POST /v1/jobs`` (files go as multipart/form-data)."""
+
+    texts = List(
+        Raw(),
+        required=True,
+        metadata={"description": "Up to 100,000 texts (a bad one fails alone)."},
+    )
+    ids = List(
+        Raw(),
+        metadata={"description": "Your ids, one per text, carried to the results."},
+    )
+    model = String(allow_none=True, load_default=None)
+    sentences = StrictBoolean(load_default=False)
+
+
+class JobUploadIn(Schema):
+    """The multipart form of ``POST /v1/jobs``."""
+
+    file = Raw(
+        required=True,
+        metadata={
+            "type": "string",
+            "format": "binary",
+            "description": "JSONL (an object per line with 'text' and "
+            "optional 'id') or CSV with a header row; at most 50 MB.",
+        },
+    )
+    format = String(metadata={"description": "jsonl or csv (else from the name)"})
+    text_column = String(metadata={"description": "Text field or column (text)"})
+    id_column = String(metadata={"description": "Id field or column (id)"})
+    model = String()
+    sentences = String(metadata={"description": "true or false"})
+
+
+class JobProgress(Schema):
+    total = Integer(required=True)
+    scored = Integer(required=True)
+    invalid = Integer(required=True)
+    done = Integer(required=True)
+    percent = Float(required=True)
+
+
+class JobUnits(Schema):
+    reserved = Integer(required=True)
+    used = Integer(required=True)
+    released = Integer(required=True)
+
+
+class JobOut(Schema):
+    id = String(required=True)
+    status = String(
+        required=True,
+        metadata={"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+    )
+    model = String(required=True, allow_none=True)
+    sentences = Boolean(required=True)
+    progress = Nested(JobProgress, required=True)
+    units = Nested(JobUnits, required=True)
+    error = String(required=True, allow_none=True)
+    created_at = DateTime(required=True)
+    started_at = DateTime(required=True, allow_none=True)
+    finished_at = DateTime(required=True, allow_none=True)
+    expires_at = DateTime(required=True, allow_none=True)
+    status_url = String(required=True)
+    results_url = String(required=True)
+
+
+class JobListOut(Schema):
+    jobs = List(Nested(JobOut), required=True)
+
+
+class ResultsQuery(Schema):
+    offset = Integer(load_default=0, validate=Range(min=0))
+    limit = Integer(load_default=100, validate=Range(min=1, max=1000))
+    format = String(
+        load_default="json",
+        metadata={"enum": ["json", "jsonl"], "description": "jsonl streams all"},
+    )
+
+
+class JobResultsOut(Schema):
+    job_id = String(required=True)
+    status = String(required=True)
+    total = Integer(required=True)
+    offset = Integer(required=True)
+    results = List(
+        Dict(),
+        required=True,
+        metadata={
+            "description": "In input order: index, your id, and the result "
+            "(as /v1/sentiment answers) or an error."
+        },
+    )
+    next_offset = Integer(required=True, allow_none=True)
+
+
+class WebhookIn(Schema):
+    url = String(required=True, validate=Length(min=1, max=2048))
+    event_types = List(String(), validate=Length(max=10))
+    description = String(validate=Length(max=500))
+    enabled = StrictBoolean()
+
+
+class WebhookPatchIn(Schema):
+    url = String(validate=Length(min=1, max=2048))
+    event_types = List(String(), validate=Length(max=10))
+    description = String(validate=Length(max=500))
+    enabled = StrictBoolean()
+
+
+class WebhookOut(Schema):
+    id = String(required=True)
+    url = String(required=True)
+    description = String(required=True)
+    event_types = List(String(), required=True)
+    enabled = Boolean(required=True)
+    disabled_reason = String(required=True, allow_none=True)
+    disabled_at = DateTime(required=True, allow_none=True)
+    failing_since = DateTime(required=True, allow_none=True)
+    previous_secret_expires_at = DateTime(required=True, allow_none=True)
+    created_at = DateTime(required=True)
+    secret = String(
+        metadata={"description": "whsec_...: only when created or rotated."}
+    )
+
+
+class WebhookListOut(Schema):
+    webhooks = List(Nested(WebhookOut), required=True)
+    event_types = List(String(), required=True)
+
+
+class AttemptOut(Schema):
+    id = Integer(required=True)
+    event_id = String(required=True)
+    event_type = String(required=True)
+    attempted_at = DateTime(required=True)
+    status_code = Integer(required=True, allow_none=True)
+    latency_ms = Integer(required=True)
+    response_excerpt = String(required=True, allow_none=True)
+    error = String(required=True, allow_none=True)
+    manual = Boolean(required=True)
+
+
+class AttemptsQuery(Schema):
+    limit = Integer(load_default=50, validate=Range(min=1, max=200))
+    before = Integer(load_default=None, allow_none=True)
+
+
+class AttemptListOut(Schema):
+    attempts = List(Nested(AttemptOut), required=True)
+    next_before = Integer(required=True, allow_none=True)
+
+
+class ReplayIn(Schema):
+    since = DateTime(required=True)
+    until = DateTime(required=True)
+
+
+class RedeliverOut(Schema):
+    queued = Integer(required=True)
+    delivery_ids = List(String(), required=True)
+
+
+class WorkspaceSettingsIn(Schema):
+    keep_job_inputs = StrictBoolean(required=True)
+
+
+class WorkspaceSettingsOut(Schema):
+    keep_job_inputs = Boolean(required=True)
+
+
+class EventOut(Schema):
+    id = String(required=True)
+    type = String(required=True)
+    created_at = DateTime(required=True)
+    data = Dict(required=True)
+
+
+class EventListOut(Schema):
+    events = List(Nested(EventOut), required=True)

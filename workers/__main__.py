@@ -6,20 +6,22 @@ pays for loading it. Never builds a Flask app.
 
 from __future__ import annotations
 
-import logging
+import os
 
 from redis import Redis
 from rq import Worker
 
 from core.config import Settings
+from core.logs import configure_logging
 from workers import runtime
 from workers.queues import QUEUES
 
 
 def main() -> None:
     """Configure logging, preload the model and work the queues."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    configure_logging(
+        os.environ.get("TONEHUB_LOG_FORMAT", "json"),
+        os.environ.get("TONEHUB_LOG_LEVEL", "INFO"),
     )
     settings = Settings.from_env()
     connection = Redis.from_url(settings.redis_url)

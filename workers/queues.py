@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from redis import Redis
@@ -13,7 +14,10 @@ from rq.job import Job
 DEFAULT_QUEUE = "default"
 """Scoring and housekeeping jobs."""
 
-QUEUES: tuple[str, ...] = (DEFAULT_QUEUE,)
+WEBHOOK_QUEUE = "webhooks"
+"""Outbound webhook attempts: kept apart so a slow receiver never delays scoring."""
+
+QUEUES: tuple[str, ...] = (DEFAULT_QUEUE, WEBHOOK_QUEUE)
 """Queues a worker listens on, in priority order."""
 
 SCORING_RETRY = Retry(max=3, interval=[5, 30, 120])
@@ -123,3 +127,92 @@ def enqueue_salesforce_sync(redis: Redis, connection_id: str) -> Job | None:
         result_ttl=3600,
         description=f"salesforce sync {connection_id}",
     )
+
+
+BATCH_JOB_TIMEOUT = 6 * 3600
+"""A run of a 100,000-text job on a busy worker; it checkpoints as it goes."""
+
+BATCH_PENDING_KEY = "th:batch:pending:{job}"
+"""Set while a run of the job is queued, so sweeps do not pile runs up."""
+
+BATCH_RETRY = Retry(max=2, interval=[10, 60])
+"""Runs after a failed one (``core.jobs.runner.MAX_RUNS`` in all)."""
+
+
+def enqueue_batch_job(redis: Redis, job_id: str) -> Job | None:
+    """Queue a run of ``workers.jobs.batch.run_batch_job`` unless one waits.
+
+    Returns:
+        The RQ job, or ``None`` when a run of this job is already queued.
+    """
+    if not redis.set(BATCH_PENDING_KEY.format(job=job_id), 1, nx=True, ex=600):
+        return None
+    queue = Queue(DEFAULT_QUEUE, connection=redis)
+    return queue.enqueue(
+        "workers.jobs.batch.run_batch_job",
+        job_id,
+        job_timeout=BATCH_JOB_TIMEOUT,
+        retry=BATCH_RETRY,
+        result_ttl=3600,
+        description=f"batch job {job_id}",
+    )
+
+
+WEBHOOK_PENDING_KEY = "th:webhook:pending:{delivery}"
+"""Set while an immediate attempt of a delivery is queued."""
+
+WEBHOOK_DISPATCH_KEY = "th:webhook:dispatch"
+"""Coalesces requests for a dispatch sweep."""
+
+
+def enqueue_webhook_attempt(
+    redis: Redis, delivery_id: str, *, at: datetime | None = None, manual: bool = False
+) -> Job | None:
+    """Queue an attempt of a delivery: now, or at ``at`` on RQ's scheduler.
+
+    The attempt itself is claimed in the database, so a duplicate (a sweep
+    meeting a scheduled retry) sends nothing twice.
+
+    Returns:
+        The RQ job, or ``None`` when an immediate attempt is already queued.
+    """
+    queue = Queue(WEBHOOK_QUEUE, connection=redis)
+    options: dict[str, Any] = {
+        "job_timeout": 120,
+        "result_ttl": 300,
+        "failure_ttl": 7 * 24 * 3600,
+        "description": f"webhook delivery {delivery_id}",
+    }
+    if at is not None:
+        scheduled: Job = queue.enqueue_at(
+            at, "workers.jobs.webhooks.deliver_webhook", delivery_id, manual, **options
+        )
+        return scheduled
+    # A manual redelivery always goes out; only automatic attempts coalesce
+    # (the job clears the key of automatic attempts only).
+    if not manual and not redis.set(
+        WEBHOOK_PENDING_KEY.format(delivery=delivery_id), 1, nx=True, ex=120
+    ):
+        return None
+    return queue.enqueue(
+        "workers.jobs.webhooks.deliver_webhook", delivery_id, manual, **options
+    )
+
+
+def enqueue_webhook_dispatch(redis: Redis) -> Job | None:
+    """Ask for a sweep of due deliveries soon (at most one queued at a time)."""
+    if not redis.set(WEBHOOK_DISPATCH_KEY, 1, nx=True, ex=5):
+        return None
+    queue = Queue(WEBHOOK_QUEUE, connection=redis)
+    return queue.enqueue(
+        "workers.jobs.webhooks.dispatch_webhooks", result_ttl=60, job_timeout=120
+    )
+
+
+def queue_stats(redis: Redis) -> dict[str, tuple[int, int]]:
+    """Per queue: jobs waiting, and jobs in its failed registry (metrics)."""
+    out: dict[str, tuple[int, int]] = {}
+    for name in QUEUES:
+        queue = Queue(name, connection=redis)
+        out[name] = (queue.count, queue.failed_job_registry.count)
+    return out

@@ -13,9 +13,11 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
+from core.metering import Meter
 from core.persistence.db import make_engine, make_session_factory
 from core.scoring.engine import Scorer
 from core.scoring.service import ScoringService, build_scoring_service
+from core.secrets import SecretBox
 
 
 @dataclass
@@ -36,6 +38,16 @@ class Runtime:
                 make_engine(self.settings.database_url)
             )
         return self._sessions
+
+    @property
+    def meter(self) -> Meter:
+        """Admission and reservations against the shared Redis."""
+        return Meter(self.redis, self.sessions)
+
+    @property
+    def box(self) -> SecretBox:
+        """Opens sealed secrets (webhook signing secrets, tokens)."""
+        return SecretBox(self.settings.secret_key)
 
     @property
     def grace(self) -> timedelta:

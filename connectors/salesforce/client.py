@@ -31,6 +31,7 @@ from core.config import Settings
 from core.errors import SalesforceNotConfigured, ServiceUnavailable, TonehubError
 from core.persistence.models import SalesforceConnection
 from core.secrets import SecretBox
+from core.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,24 @@ class CallStats:
         match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
         if match:
             self.used, self.allowed = int(match.group(1)), int(match.group(2))
+
+
+def auth_revoked_event(
+    session: Session, conn: SalesforceConnection, message: str
+) -> None:
+    """Tell the workspace's webhooks that the org's credentials stopped working."""
+    emit(
+        session,
+        conn.workspace_id,
+        "connector.error",
+        {
+            "connector": "salesforce",
+            "reason": "auth_revoked",
+            "org_id": conn.org_id,
+            "connection_id": conn.id,
+            "message": message,
+        },
+    )
 
 
 class OrgClient:
@@ -228,6 +247,8 @@ class OrgClient:
                     login_url=self.settings.salesforce_login_url,
                 )
             except SalesforceAuthError as exc:
+                if conn.status != "auth_revoked":
+                    auth_revoked_event(session, conn, exc.message)
                 conn.status, conn.last_error = "auth_revoked", exc.message
                 session.commit()
                 raise

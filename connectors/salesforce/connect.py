@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from types import EllipsisType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -183,6 +184,7 @@ def status(session: Session, workspace_id: str) -> dict[str, Any]:
         "sync_minutes": config.get("sync_minutes"),
         "fields": config.get("fields", {}),
         "text_fields": config.get("text_fields", ["Subject", "Description"]),
+        "alert_confidence": config.get("alert_confidence", 0.9),
     }
 
 
@@ -197,8 +199,11 @@ def configure(
     fields: dict[str, str] | None = None,
     text_fields: list[str] | None = None,
     sync_minutes: int | None = None,
+    alert_confidence: float | None | EllipsisType = ...,
 ) -> None:
-    """Change a connection's field names, text fields or sync interval.
+    """Change a connection's field names, text fields, sync interval or the
+    confidence above which a negative Case raises an alert (``None``: never;
+    ``...``: unchanged).
 
     Raises:
         InvalidRequest: An unknown role or a name that is not a Salesforce
@@ -226,6 +231,8 @@ def configure(
         config["text_fields"] = text_fields
     if sync_minutes is not None:
         config["sync_minutes"] = sync_minutes
+    if alert_confidence is not ...:
+        config["alert_confidence"] = alert_confidence
     conn.settings = json.dumps(config)
     session.commit()
 

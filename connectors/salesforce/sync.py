@@ -44,7 +44,11 @@ from simple_salesforce.format import format_soql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from connectors.salesforce.client import OrgClient, SalesforceAuthError
+from connectors.salesforce.client import (
+    OrgClient,
+    SalesforceAuthError,
+    auth_revoked_event,
+)
 from connectors.salesforce.text import case_text
 from core.billing.state import plan_in_force
 from core.config import Settings
@@ -53,6 +57,7 @@ from core.metering.ledger import apply_batch
 from core.persistence.models import SalesforceCase, SalesforceConnection, Workspace
 from core.scoring.service import ScoringService
 from core.secrets import SecretBox
+from core.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +77,10 @@ DEFAULT_FIELDS = {
 """Case fields written, per connection configurable (``settings.fields``)."""
 
 DEFAULT_TEXT_FIELDS = ["Subject", "Description"]
+DEFAULT_ALERT_CONFIDENCE = 0.9
+"""A Case scored negative with at least this confidence raises a
+``sentiment.alert`` webhook event (per connection: ``alert_confidence``,
+``null`` turns it off)."""
 INITIAL_DAYS = 30
 """A new connection starts with the Cases changed in the last 30 days."""
 
@@ -137,6 +146,8 @@ class OrgSync:
             self.watermark = (conn.watermark_ts, conn.watermark_id)
         self.fields = {**DEFAULT_FIELDS, **config.get("fields", {})}
         self.text_fields: list[str] = config.get("text_fields", DEFAULT_TEXT_FIELDS)
+        alert = config.get("alert_confidence", DEFAULT_ALERT_CONFIDENCE)
+        self.alert_confidence: float | None = None if alert is None else float(alert)
         self.pending: list[dict[str, Any]] = []
         self.handled: dict[tuple[str, str], bool] = {}
         self.meter = Meter(deps.redis, deps.sessions)
@@ -263,6 +274,8 @@ class OrgSync:
                 )
                 if not apply_batch(session, self.workspace_id, batch, usage):
                     self.meter.refund(self.workspace_id, admission.period, 1)
+                else:
+                    self._alert(session, key[1], result)
                 row = session.get(SalesforceCase, (self.connection_id, key[1]))
                 self._remember(session, row, key[1], digest, result)
                 self.pending.append({"key": key, "id": key[1], "result": result})
@@ -271,6 +284,29 @@ class OrgSync:
             self._flush_some()
         if stop is not None:
             raise stop
+
+    def _alert(self, session: Session, case_id: str, result: dict[str, Any]) -> None:
+        """A ``sentiment.alert`` for a Case scored negative above the threshold."""
+        confidence = float(result["confidence"]["negative"])
+        if result["label"] != "negative" or self.alert_confidence is None:
+            return
+        if confidence < self.alert_confidence:
+            return
+        emit(
+            session,
+            self.workspace_id,
+            "sentiment.alert",
+            {
+                "source": "salesforce",
+                "connection_id": self.connection_id,
+                "case_id": case_id,
+                "label": "negative",
+                "confidence": round(confidence, 4),
+                "threshold": self.alert_confidence,
+                "model": result.get("model"),
+            },
+            now=self.now,
+        )
 
     def _remember(
         self,
@@ -438,6 +474,8 @@ class OrgSync:
             moved = (conn.watermark_ts, conn.watermark_id) != self.watermark
             if last is not None and not moved:  # a backfill meanwhile wins
                 conn.watermark_ts, conn.watermark_id = last
+            if self.report.status == "auth_revoked" and conn.status != "auth_revoked":
+                auth_revoked_event(session, conn, self.report.error or "")
             if conn.status != "auth_revoked" or self.report.status == "auth_revoked":
                 conn.status = self.report.status
             conn.last_error = self.report.error

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts import create_workspace
 from core.persistence.models import SlackInstallation, SlackOAuthState, utcnow
+from core.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ class TonehubInstallationStore(InstallationStore):
             row = self._row(session, *_keys(enterprise_id, team_id, False))
             if row is None:
                 return
+            if row.bot_token is not None:
+                _uninstalled(session, row, "tokens_revoked")
             data = json.loads(row.data)
             data.update(bot_token=None, bot_refresh_token=None)
             row.data, row.bot_token = json.dumps(data), None
@@ -204,6 +207,8 @@ class TonehubInstallationStore(InstallationStore):
         with self.sessions() as session:
             row = self._row(session, *_keys(enterprise_id, team_id, False))
             if row is not None:
+                if row.bot_token is not None:
+                    _uninstalled(session, row, "app_uninstalled")
                 data = json.loads(row.data)
                 for name in (
                     "bot_token",
@@ -217,6 +222,24 @@ class TonehubInstallationStore(InstallationStore):
                 logger.info(
                     "Slack installation %s/%s uninstalled", enterprise_id, team_id
                 )
+
+
+def _uninstalled(session: Session, row: SlackInstallation, reason: str) -> None:
+    """Tell the workspace's webhooks that Slack took the bot's token away."""
+    emit(
+        session,
+        row.workspace_id,
+        "connector.error",
+        {
+            "connector": "slack",
+            "reason": reason,
+            "team_id": row.team_key or None,
+            "enterprise_id": row.enterprise_key or None,
+            "message": "Tonehub was removed from the Slack workspace (or its "
+            "token revoked); messages are no longer scored. Install it again "
+            "from the dashboard.",
+        },
+    )
 
 
 def _keys(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -37,13 +36,13 @@ from core.metering import Meter, UsageKey
 from core.metering.ledger import apply_batch
 from core.metering.periods import period_of
 from core.persistence.models import (
-    OutboundEvent,
     SlackChannel,
     SlackMessage,
     Workspace,
 )
 from core.scoring.engine import MAX_TEXT_CHARS
 from core.scoring.service import ScoringService
+from core.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
 
@@ -364,13 +363,7 @@ def _check_alert(
         "threshold_percent": settings.alert_threshold,
         "period": period_of(now),
     }
-    session.add(
-        OutboundEvent(
-            workspace_id=settings.workspace_id,
-            type="sentiment.alert",
-            data=json.dumps(data),
-        )
-    )
+    emit(session, settings.workspace_id, "sentiment.alert", data, now=now)
     session.commit()
     writeback.post_alert(
         client,

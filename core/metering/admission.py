@@ -21,7 +21,7 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import QuotaExceeded, RateLimited
-from core.metering.ledger import month_total
+from core.metering.ledger import month_total, open_reservations
 from core.metering.periods import period_end, period_of
 from core.plans import Plan
 
@@ -69,6 +69,21 @@ redis.call('PEXPIRE', KEYS[2], math.ceil(burst / rate * 1000) + 1000)
 if cost > 0 then used = redis.call('INCRBY', KEYS[1], cost) end
 return {0, used, tostring(tokens)}
 """
+
+# KEYS: quota counter, release marker. ARGV: units, marker ttl. Gives units
+# back once per marker (a job's reservation), if the counter exists.
+_RELEASE_LUA = """
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) == false then
+  return false
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('DECRBY', KEYS[1], ARGV[1])
+end
+return false
+"""
+
+RELEASE_KEY = "th:release:{token}"
+"""Marks a reservation released, so a retried release gives nothing back twice."""
 
 # KEYS: quota counter. ARGV: units. Gives units back if the counter exists.
 _REFUND_LUA = """
@@ -174,6 +189,7 @@ class Meter:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._admit = redis.register_script(_ADMIT_LUA)
         self._refund = redis.register_script(_REFUND_LUA)
+        self._release = redis.register_script(_RELEASE_LUA)
 
     def admit(self, workspace_id: str, plan: Plan, cost: int) -> Admission:
         """Check and take one request and ``cost`` units, atomically.
@@ -201,7 +217,9 @@ class Meter:
             # Cold counter: rebuild it from the durable ledger. Two processes
             # may both get here; the script sets the seed only if still absent.
             with self.sessions() as session:
-                args[4] = month_total(session, workspace_id, period)
+                args[4] = month_total(
+                    session, workspace_id, period
+                ) + open_reservations(session, workspace_id, period)
             status, used, tokens = self._admit(keys=keys, args=args)
         reason = {0: None, 1: "rate", 2: "quota"}[int(status)]
         return Admission(
@@ -222,6 +240,27 @@ class Meter:
             key = QUOTA_KEY.format(workspace=workspace_id, period=period)
             self._refund(keys=[key], args=[units])
 
+    def release_once(
+        self, workspace_id: str, period: str, units: int, *, token: str
+    ) -> bool:
+        """Give back the unused part of a reservation, at most once per token.
+
+        A cold counter (Redis lost it) is left alone: it is rebuilt from the
+        ledger, which never held the unused units.
+
+        Returns:
+            Whether units were given back now.
+        """
+        if units <= 0:
+            return False
+        keys = [
+            QUOTA_KEY.format(workspace=workspace_id, period=period),
+            RELEASE_KEY.format(token=token),
+        ]
+        return (
+            self._release(keys=keys, args=[units, QUOTA_KEY_GRACE_SECONDS]) is not None
+        )
+
     def used(self, workspace_id: str, now: datetime | None = None) -> int:
         """Units counted this period (seeding the counter if Redis lost it)."""
         now = now or self.clock()
@@ -230,7 +269,9 @@ class Meter:
         raw = self.redis.get(key)
         if raw is None:
             with self.sessions() as session:
-                seed = month_total(session, workspace_id, period)
+                seed = month_total(session, workspace_id, period) + open_reservations(
+                    session, workspace_id, period
+                )
             ttl = int((period_end(now) - now).total_seconds()) + QUOTA_KEY_GRACE_SECONDS
             self.redis.set(key, seed, ex=ttl, nx=True)
             raw = self.redis.get(key)

@@ -40,11 +40,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.billing.state import plan_in_force
 from core.metering.periods import period_days, period_of
 from core.persistence.models import (
+    BatchJob,
     UsageDaily,
     UsageEvent,
     UsageFlush,
     Workspace,
 )
+from core.webhooks.events import emit
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +223,26 @@ def _add_counts(session: Session, workspace_id: str, counts: Counter[UsageKey]) 
     session.execute(stmt)
 
 
+def stage_batch(
+    session: Session, workspace_id: str, batch_id: str, counts: Counter[UsageKey]
+) -> None:
+    """Add a batch to the ledger inside the caller's transaction (no commit).
+
+    Raises:
+        IntegrityError: The batch id was applied before (on flush or commit).
+    """
+    session.add(
+        UsageFlush(
+            batch_id=batch_id,
+            workspace_id=workspace_id,
+            units=sum(counts.values()),
+        )
+    )
+    session.flush()
+    if counts:
+        _add_counts(session, workspace_id, counts)
+
+
 def apply_batch(
     session: Session, workspace_id: str, batch_id: str, counts: Counter[UsageKey]
 ) -> bool:
@@ -230,16 +252,7 @@ def apply_batch(
         ``True`` if applied now, ``False`` if it had been applied before.
     """
     try:
-        session.add(
-            UsageFlush(
-                batch_id=batch_id,
-                workspace_id=workspace_id,
-                units=sum(counts.values()),
-            )
-        )
-        session.flush()
-        if counts:
-            _add_counts(session, workspace_id, counts)
+        stage_batch(session, workspace_id, batch_id, counts)
         session.commit()
     except IntegrityError:
         session.rollback()
@@ -354,6 +367,20 @@ def month_total(session: Session, workspace_id: str, period: str) -> int:
     return int(session.scalar(stmt) or 0)
 
 
+def open_reservations(session: Session, workspace_id: str, period: str) -> int:
+    """Units reserved by unfinished batch jobs of a period and not yet scored.
+
+    Part of the cold-start seed: a job's reservation is counted at admission
+    but reaches the ledger only as its texts are scored.
+    """
+    stmt = select(func.coalesce(func.sum(BatchJob.cost - BatchJob.scored), 0)).where(
+        BatchJob.workspace_id == workspace_id,
+        BatchJob.period == period,
+        BatchJob.status.in_(("queued", "running")),
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def record_thresholds(
     session: Session, workspace_id: str, *, now: datetime, grace: timedelta
 ) -> list[int]:
@@ -398,6 +425,20 @@ def record_thresholds(
                 quota=quota,
                 used=used,
             )
+        )
+        emit(
+            session,
+            workspace_id,
+            "usage.threshold_reached",
+            {
+                "workspace_id": workspace_id,
+                "period": period,
+                "threshold_percent": threshold,
+                "quota": quota,
+                "used": used,
+                "plan": workspace.plan,
+            },
+            now=now,
         )
         try:
             session.commit()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -252,6 +253,9 @@ class Scorer:
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.batch_size = batch_size
+        self.observe: Callable[[str, int, float], None] | None = None
+        """Called after each model call with (model id, rows, seconds):
+        the composition root plugs its metrics in here."""
 
     def _special_id(self, token: str) -> int:
         token_id = self._tokenizer.token_to_id(token)
@@ -500,7 +504,10 @@ class Scorer:
             feed = {"input_ids": input_ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feed["token_type_ids"] = np.zeros_like(input_ids)
+            started = time.perf_counter()
             logits[idx] = self._session.run(["logits"], feed)[0]
+            if self.observe is not None:
+                self.observe(self.model_id, len(idx), time.perf_counter() - started)
         return logits
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ class ModelRegistry:
         default: Id of the model used when a request names none.
         threads: onnxruntime intra-op threads per model.
         preloaded: Already loaded scorers by id (tests, worker preloading).
+        observe: Given to every scorer: called after each model call with
+            (model id, rows, seconds).
     """
 
     def __init__(
@@ -36,6 +39,7 @@ class ModelRegistry:
         *,
         threads: int = 1,
         preloaded: dict[str, Scorer] | None = None,
+        observe: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self._dirs: dict[str, Path] = {}
         self._meta: dict[str, dict[str, Any]] = {}
@@ -59,6 +63,10 @@ class ModelRegistry:
         self.default = default
         self._threads = threads
         self._lock = threading.Lock()
+        self._observe = observe
+        if observe is not None:
+            for scorer in self._loaded.values():
+                scorer.observe = observe
 
     def get(self, model_id: str | None = None) -> Scorer:
         """The scorer of ``model_id`` (the default when ``None``).
@@ -78,10 +86,26 @@ class ModelRegistry:
         with self._lock:  # two threads asking at once load it once
             if model_id not in self._loaded:
                 logger.info("Loading model %s", model_id)
-                self._loaded[model_id] = Scorer(
-                    self._dirs[model_id], threads=self._threads
-                )
+                scorer = Scorer(self._dirs[model_id], threads=self._threads)
+                scorer.observe = self._observe
+                self._loaded[model_id] = scorer
         return self._loaded[model_id]
+
+    def reload_after_fork(self) -> None:
+        """Drop the models a parent process loaded; load the default anew.
+
+        An onnxruntime session is not documented as fork-safe (its thread
+        pools do not survive a fork), so a process forked after loading
+        (gunicorn ``--preload``) loads its own. Preloaded scorers that did
+        not come from this registry's directory (tests) are kept.
+        """
+        with self._lock:
+            self._loaded = {
+                model_id: scorer
+                for model_id, scorer in self._loaded.items()
+                if model_id not in self._dirs
+            }
+        self.get()
 
     def ids(self) -> list[str]:
         """All model ids, sorted."""

@@ -200,7 +200,11 @@ class ScoringService:
 
 
 def build_scoring_service(
-    settings: Settings, *, redis: Redis, scorer: Scorer | None = None
+    settings: Settings,
+    *,
+    redis: Redis,
+    scorer: Scorer | None = None,
+    observe: Callable[[str, int, float], None] | None = None,
 ) -> ScoringService:
     """The service every process uses, with its default model already loaded.
 
@@ -208,6 +212,7 @@ def build_scoring_service(
         settings: Where the models are and which is the default.
         redis: The result cache.
         scorer: An already loaded model to reuse (tests share one).
+        observe: Called after each model call with (model id, rows, seconds).
 
     Returns:
         The scoring service.
@@ -217,6 +222,7 @@ def build_scoring_service(
         settings.default_model,
         threads=settings.ort_threads,
         preloaded={scorer.model_id: scorer} if scorer else None,
+        observe=observe,
     )
     registry.get()  # load the default model now, not on the first request
     return ScoringService(registry, redis=redis)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 from jsonschema import Draft202012Validator
 
+from core.config import Settings
+from tests.conftest import _close_app, _make_app
+from workers import runtime
+
 
 @pytest.fixture
 def spec(client) -> dict:
@@ -23,3 +27,19 @@ def check_against_spec(spec: dict, path: str, method: str, response) -> None:
     validator = Draft202012Validator({**schema, "components": spec["components"]})
     errors = list(validator.iter_errors(response.get_json()))
     assert errors == [], (path, response.status_code, errors)
+
+
+@pytest.fixture
+def jobs_app(  # the real app with webhooks allowed to loopback receivers
+    tmp_path, redis, redis_url, scorer
+):
+    application = _make_app(
+        tmp_path,
+        redis_url,
+        scorer,
+        SECRET_KEY="jobs-test-secret",
+        WEBHOOK_ALLOW_HOSTS="127.0.0.1",
+    )
+    runtime.configure(Settings.from_mapping(application.config), scorer=scorer)
+    yield application
+    _close_app(application)

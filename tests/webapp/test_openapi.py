@@ -20,6 +20,8 @@ UNDOCUMENTED = {
     "/slack/oauth_redirect",
     "/salesforce/oauth/callback",
     "/",
+    # Prometheus text format for the operator's scraper, not the public API.
+    "/metrics",
 }
 
 

@@ -116,6 +116,7 @@ def salesforce_configure(body: dict[str, Any]) -> dict[str, Any]:
         fields=body.get("field_names"),
         text_fields=body.get("text_fields"),
         sync_minutes=body.get("sync_minutes"),
+        alert_confidence=body.get("alert_confidence", ...),
     )
     return sf_connect.status(db, g.workspace_id)
 

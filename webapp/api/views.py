@@ -40,6 +40,10 @@ JSON_BODY_ENDPOINTS = frozenset(
         "api.salesforce_connect_jwt",
         "api.salesforce_backfill",
         "api.salesforce_configure",
+        "api.create_webhook",
+        "api.update_webhook",
+        "api.replay_webhook",
+        "api.update_workspace_settings",
     }
 )
 BODY_ERRORS = {

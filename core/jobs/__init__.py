@@ -1,0 +1,1 @@
+"""Async batch scoring jobs: inputs, the job service and the runner."""

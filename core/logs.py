@@ -1,0 +1,58 @@
+"""Log output for the entry points: one JSON object per line.
+
+Only entry points (``wsgi.py``, ``workers/__main__.py``, the scheduler) call
+``configure_logging``; modules just log. A record's structured fields travel
+in ``extra={"fields": {...}}``; nothing else of a record is copied, so a stray
+attribute can never carry a text or a secret into the output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+LOG_FORMATS = ("json", "text")
+"""``TONEHUB_LOG_FORMAT``: json (default) or text for a terminal."""
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "message", ...fields, "exc_info"?}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+    """Send every logger's records to stderr in ``fmt``, from ``level`` up.
+
+    Args:
+        fmt: ``json`` or ``text``.
+        level: A logging level name.
+    """
+    handler = logging.StreamHandler()
+    if fmt == "text":
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        )
+    else:
+        handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # One line per plugin at INFO otherwise.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

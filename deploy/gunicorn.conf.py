@@ -1,0 +1,95 @@
+"""gunicorn configuration: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app``.
+
+Used by the container image and by ``make run``. Sizing:
+
+- ``workers``: one per CPU the process may use (the cgroup's CPU quota in a
+  container, else the CPUs it may run on), or ``TONEHUB_WEB_WORKERS``.
+- ``threads``: ``TONEHUB_WEB_THREADS`` (2): a thread waits on Redis or the
+  database while the other scores.
+- onnxruntime intra-op threads per process: ``cores // workers`` (at least
+  1), unless ``TONEHUB_ORT_THREADS`` is set, so workers x model threads never
+  exceed the cores.
+
+Fork safety: without ``--preload`` (the default) each worker builds the app,
+and so loads the model, after the fork. With ``TONEHUB_PRELOAD=true`` the
+master builds it once and ``post_fork`` gives each worker fresh database
+connections and its own model session.
+
+Metrics: prometheus-client's multiprocess mode, in ``PROMETHEUS_MULTIPROC_DIR``
+(a fresh temporary directory unless set), emptied when the server starts;
+a dead worker's live gauges are dropped by ``child_exit``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def available_cores() -> int:
+    """CPUs this process may use: the cgroup v2 quota if any, else affinity."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            return max(1, int(int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+CORES = available_cores()
+
+workers = int(os.environ.get("TONEHUB_WEB_WORKERS") or CORES)
+threads = int(os.environ.get("TONEHUB_WEB_THREADS") or 2)
+worker_class = "gthread"
+os.environ.setdefault("TONEHUB_ORT_THREADS", str(max(1, CORES // workers)))
+# tokenizers' own thread pool would be disabled (with a warning) after a fork.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+bind = os.environ.get("TONEHUB_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+preload_app = os.environ.get("TONEHUB_PRELOAD", "false").lower() == "true"
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+# The app logs one JSON line per request (webapp.observability) without the
+# query string; gunicorn's access log would print raw paths (OAuth codes).
+accesslog = None
+errorlog = "-"
+control_socket_disable = True
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tonehub-prom-")
+
+
+def on_starting(server: Any) -> None:
+    """Start every server with empty metric files."""
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    server.log.info(
+        "Tonehub: %d workers x %d threads, %s onnxruntime threads each, preload %s",
+        workers,
+        threads,
+        os.environ["TONEHUB_ORT_THREADS"],
+        preload_app,
+    )
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """With ``--preload``, give the worker its own connections and model."""
+    if server.cfg.preload_app:
+        app = worker.app.wsgi()
+        app.extensions["tonehub"].after_fork()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop the dead worker's live gauges from the multiprocess metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
