@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test check model model-commercial evaluate eval bench bench-metering demo-slack demo-salesforce demo-jobs clean
+.PHONY: run test check model model-commercial evaluate eval bench bench-metering demo-slack demo-salesforce demo-jobs loadtest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ bench-metering: $(VENV)/.runtime
 ## demo-slack: fake Slack + the service + an install + a signed event sent twice
 demo-slack: $(VENV)/.test
 	$(PY) scripts/demo_slack.py
+
+## loadtest: wrk at rising rates against make-run-style gunicorn, 4 worker/thread settings
+loadtest: $(VENV)/.runtime
+	$(PY) scripts/loadtest.py --out docs/loadtest.md
 
 ## demo-jobs: a 10,000-text batch job with progress, results checked, signed job.succeeded
 demo-jobs: $(VENV)/.test

@@ -96,6 +96,45 @@ class Service:
         data: dict[str, str] = json.loads(key_file.read_text())
         return data
 
+    def set_plan(self, workspace_id: str, plan: str) -> None:
+        """The admin CLI's ``set-plan`` against this service's database."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TONEHUB_")}
+        env |= {
+            "TONEHUB_DATABASE_URL": f"sqlite:///{self.work / 'demo.db'}",
+            "TONEHUB_REDIS_URL": (self.work / "var" / "redis.url").read_text().strip(),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "set-plan"]
+            + [workspace_id, plan],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+
+    def issue_keys(self, count: int, plan: str) -> list[str]:
+        """``count`` new workspaces on ``plan``, a key each (load tests)."""
+        code = (
+            "import sys\n"
+            "from core import accounts\n"
+            "from core.persistence.db import make_engine, make_session_factory\n"
+            "sessions = make_session_factory(make_engine(sys.argv[1]))\n"
+            "with sessions() as s:\n"
+            "    for i in range(int(sys.argv[2])):\n"
+            "        ws = accounts.create_workspace(s, f'load {i}')\n"
+            "        accounts.set_plan(s, ws.id, sys.argv[3])\n"
+            "        print(accounts.create_api_key(s, ws.id, name='load').secret)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, f"sqlite:///{self.work / 'demo.db'}"]
+            + [str(count), plan],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout.split()
+
 
 def report(checks: dict[str, bool]) -> int:
     """Print each check and PASS or FAIL; the exit status."""

@@ -14,9 +14,7 @@ any check fails.
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
 import sys
 import time
 import urllib.request
@@ -90,30 +88,6 @@ def _call(base: str, key: str, method: str, path: str, body: Any = None) -> Any:
         return raw if path.endswith("format=jsonl") else json.loads(raw or b"null")
 
 
-def _set_plan(service: Service, workspace_id: str) -> None:
-    """Pro, so the comparison calls fit next to the 10,000 (basic's quota)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TONEHUB_")} | {
-        "TONEHUB_DATABASE_URL": f"sqlite:///{service.work / 'demo.db'}",
-        "TONEHUB_REDIS_URL": (service.work / "var" / "redis.url").read_text().strip(),
-    }
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            "wsgi",
-            "set-plan",
-            workspace_id,
-            "pro",
-        ],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-
-
 def _poll(base: str, key: str, job_id: str) -> tuple[dict[str, Any], int]:
     """Poll until the job ends; returns it and how many polls saw it midway."""
     midway = 0
@@ -159,7 +133,7 @@ def main() -> int:
         dev = service.dev_key()
         key = dev["key"]
         service.wait_ready()
-        _set_plan(service, dev["workspace_id"])
+        service.set_plan(dev["workspace_id"], "pro")  # room for the comparison calls
         hook = _call(
             base,
             key,
