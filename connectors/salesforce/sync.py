@@ -53,7 +53,7 @@ from connectors.salesforce.text import case_text
 from core.billing.state import plan_in_force
 from core.config import Settings
 from core.metering import Meter, UsageKey
-from core.metering.ledger import apply_batch
+from core.metering.ledger import apply_batch, record_thresholds
 from core.persistence.models import SalesforceCase, SalesforceConnection, Workspace
 from core.scoring.service import ScoringService
 from core.secrets import SecretBox
@@ -280,6 +280,11 @@ class OrgSync:
                 self._remember(session, row, key[1], digest, result)
                 self.pending.append({"key": key, "id": key[1], "result": result})
                 self.report.scored += 1
+            # The ledger was written directly (not by the flush): check the
+            # 80% / 100% quota thresholds for this page (recorded once a period).
+            record_thresholds(
+                session, self.workspace_id, now=self.now, grace=self.deps.grace
+            )
         while len(self.pending) >= BATCH:
             self._flush_some()
         if stop is not None:

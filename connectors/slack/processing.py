@@ -33,7 +33,7 @@ from connectors.slack.installation_store import TonehubInstallationStore
 from connectors.slack.markup import normalise
 from core.billing.state import plan_in_force
 from core.metering import Meter, UsageKey
-from core.metering.ledger import apply_batch
+from core.metering.ledger import apply_batch, record_thresholds
 from core.metering.periods import period_of
 from core.persistence.models import (
     SlackChannel,
@@ -261,6 +261,9 @@ def _score(
     row.model = result["model"]
     row.status = "scored"
     session.commit()
+    # Connector usage goes to the ledger directly, not through the flush:
+    # check the 80% / 100% thresholds here (recorded once a period).
+    record_thresholds(session, row.workspace_id, now=now, grace=deps.grace)
     return "scored"
 
 

@@ -398,3 +398,40 @@ def test_field_names_and_text_fields_are_configurable(sf) -> None:
     assert "Sentiment__c" not in sf.fake.cases[case]
     query = sf.fake.calls_to("GET", "/services/data/v59.0/query")[0]["query"]["q"]
     assert query.startswith("SELECT Id, Subject, SystemModstamp FROM Case")
+
+
+def test_salesforce_usage_alone_records_the_quota_thresholds(sf) -> None:
+    """Sync usage goes to the ledger directly; crossing 80% and 100% of the
+    quota is recorded once each, with its webhook event."""
+    from datetime import UTC, datetime
+
+    from core.persistence.models import OutboundEvent, UsageEvent
+
+    with sf.app.extensions["tonehub"].sessions() as s:
+        s.add(
+            UsageDaily(
+                workspace_id=sf.workspace_id,
+                day=datetime.now(UTC).date(),
+                source="salesforce",
+                api_key_id="",
+                label="neutral",
+                count=7_995,
+            )
+        )
+        s.commit()
+    sf.fake.seed(10)
+    sf.connect()
+    assert sf.sync().scored == 10
+    with sf.app.extensions["tonehub"].sessions() as s:
+        events = s.scalars(
+            select(UsageEvent.threshold).where(
+                UsageEvent.workspace_id == sf.workspace_id
+            )
+        ).all()
+        types = s.scalars(
+            select(OutboundEvent.type).where(
+                OutboundEvent.workspace_id == sf.workspace_id,
+                OutboundEvent.type == "usage.threshold_reached",
+            )
+        ).all()
+    assert events == [80] and len(types) == 1

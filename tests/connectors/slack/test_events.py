@@ -352,3 +352,38 @@ def test_reinstalling_keeps_the_teams_workspace(slack) -> None:
     uninstall["event"] = {"type": "app_uninstalled", "event_ts": "1"}
     slack.post(uninstall)
     assert slack.install() == ws
+
+
+def test_slack_usage_alone_records_the_quota_thresholds(slack) -> None:
+    """Connector usage goes to the ledger directly, not through the flush;
+    crossing 80% of the quota must still be recorded (once)."""
+    from datetime import UTC, datetime
+
+    from core.persistence.models import OutboundEvent, UsageEvent
+
+    ws = slack.install()
+    with _db(slack) as s:
+        s.add(
+            UsageDaily(
+                workspace_id=ws,
+                day=datetime.now(UTC).date(),
+                source="slack",
+                api_key_id="",
+                label="neutral",
+                count=7_999,
+            )
+        )
+        s.commit()
+    slack.post(message_event(POSITIVE, ts="1764700001.000100"))
+    slack.post(message_event(NEGATIVE, ts="1764700002.000100"))
+    slack.work()
+    assert _usage(slack, ws) == 8_001
+    with _db(slack) as s:
+        events = s.scalars(
+            select(UsageEvent).where(UsageEvent.workspace_id == ws)
+        ).all()
+        assert [(e.threshold, e.quota) for e in events] == [(80, 10_000)]
+        outbound = s.scalars(
+            select(OutboundEvent.type).where(OutboundEvent.workspace_id == ws)
+        ).all()
+        assert outbound == ["usage.threshold_reached"]
