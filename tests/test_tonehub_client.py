@@ -39,7 +39,18 @@ def test_rotation_either_secret_verifies() -> None:
 
 @pytest.mark.parametrize(
     "change",
-    ["body", "id", "secret", "stale", "future", "missing", "bad_stamp", "v2"],
+    [
+        "body",
+        "id",
+        "secret",
+        "stale",
+        "future",
+        "missing",
+        "bad_stamp",
+        "unicode_digit",
+        "huge_stamp",
+        "v2",
+    ],
 )
 def test_anything_else_is_refused(change: str) -> None:
     secret = new_secret()
@@ -58,6 +69,10 @@ def test_anything_else_is_refused(change: str) -> None:
         del headers["webhook-signature"]
     elif change == "bad_stamp":
         headers["webhook-timestamp"] = "soon"
+    elif change == "unicode_digit":
+        headers["webhook-timestamp"] = "²"  # str.isdigit() says yes; int() says no
+    elif change == "huge_stamp":
+        headers["webhook-timestamp"] = "9" * 5000
     elif change == "v2":
         headers["webhook-signature"] = headers["webhook-signature"].replace(
             "v1,", "v2,"

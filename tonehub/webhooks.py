@@ -80,7 +80,7 @@ def verify(
     msg_id = _header(headers, "webhook-id")
     stamp = _header(headers, "webhook-timestamp")
     signatures = _header(headers, "webhook-signature")
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
         raise WebhookVerificationError("webhook-timestamp is not a Unix time.")
     current = time.time() if now is None else now
     if abs(current - int(stamp)) > tolerance:

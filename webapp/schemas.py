@@ -367,7 +367,7 @@ class JobIn(Schema):
     """The JSON form of ``POST /v1/jobs`` (files go as multipart/form-data)."""
 
     texts = List(
-        Raw(),
+        Raw(allow_none=True),
         required=True,
         metadata={"description": "Up to 100,000 texts (a bad one fails alone)."},
     )
@@ -436,7 +436,7 @@ class JobListOut(Schema):
 
 
 class ResultsQuery(Schema):
-    offset = Integer(load_default=0, validate=Range(min=0))
+    offset = Integer(load_default=0, validate=Range(min=0, max=100_000))
     limit = Integer(load_default=100, validate=Range(min=1, max=1000))
     format = String(
         load_default="json",
@@ -509,7 +509,9 @@ class AttemptOut(Schema):
 
 class AttemptsQuery(Schema):
     limit = Integer(load_default=50, validate=Range(min=1, max=200))
-    before = Integer(load_default=None, allow_none=True)
+    before = Integer(
+        load_default=None, allow_none=True, validate=Range(min=1, max=2**31 - 1)
+    )
 
 
 class AttemptListOut(Schema):

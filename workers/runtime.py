@@ -39,6 +39,15 @@ class Runtime:
             )
         return self._sessions
 
+    def close(self) -> None:
+        """Release the database connections and Redis (tests, shutdown)."""
+        if self._sessions is not None:
+            bind = self._sessions.kw.get("bind")
+            if bind is not None:
+                bind.dispose()
+            self._sessions = None
+        self.redis.close()
+
     @property
     def meter(self) -> Meter:
         """Admission and reservations against the shared Redis."""

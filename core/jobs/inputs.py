@@ -55,7 +55,22 @@ def _check_id(value: object, where: str) -> str | None:
         raise InvalidRequest(
             f"The id {where} is longer than {MAX_ID_CHARS} characters.", field="ids"
         )
+    # Stored and echoed back: no NUL (PostgreSQL refuses it), no lone
+    # surrogates (not encodable), no other control characters.
+    if any(ord(c) < 32 or ord(c) == 127 for c in text) or not _encodable(text):
+        raise InvalidRequest(
+            f"The id {where} holds a control character or invalid Unicode.",
+            field="ids",
+        )
     return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def from_lists(texts: object, ids: object = None) -> list[JobInput]:
@@ -155,6 +170,12 @@ def from_csv(
     try:
         reader = csv.DictReader(text, strict=True)
         header: Sequence[str] = reader.fieldnames or []
+        repeated = sorted({c for c in header if list(header).count(c) > 1})
+        if repeated:
+            raise InvalidFile(
+                f"The CSV header names {', '.join(repeated)[:200]} more than once.",
+                field="file",
+            )
         if text_field not in header:
             raise InvalidFile(
                 f"The CSV header has no {text_field!r} column "

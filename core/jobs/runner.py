@@ -32,7 +32,12 @@ from core.webhooks.events import emit
 logger = logging.getLogger(__name__)
 
 CHUNK = 256
-"""Texts scored and checkpointed together."""
+"""Texts scored and checkpointed together, at most."""
+
+CHUNK_CHARS = 100_000
+"""Characters scored and checkpointed together, at most (at least one text):
+a chunk of long texts stays seconds long, well inside ``LEASE``, so a live
+run is never taken for a dead one."""
 
 LEASE = timedelta(minutes=2)
 """A run holds the job this long past its last checkpoint."""
@@ -140,6 +145,16 @@ def run_job(
     )
 
 
+def _within_budget(items: list[BatchJobItem]) -> list[BatchJobItem]:
+    """The leading items whose texts fit ``CHUNK_CHARS`` (at least one)."""
+    total = 0
+    for n, item in enumerate(items):
+        total += len(item.text or "")
+        if total > CHUNK_CHARS and n > 0:
+            return items[:n]
+    return items
+
+
 def _step(
     sessions: sessionmaker[Session],
     scoring: ScoringService,
@@ -164,6 +179,7 @@ def _step(
                 .limit(chunk)
             )
         )
+        items = _within_budget(items)
         todo = [i for i in items if i.result is None and i.text is not None]
         results = scoring.score(
             [i.text for i in todo if i.text is not None],

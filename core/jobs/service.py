@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import JobFinished, NotFound, TonehubError
@@ -52,7 +52,11 @@ def validate(
         try:
             if not isinstance(record.text, str):
                 raise TonehubError("Each text must be a string.")
-            texts.append(check_text(record.text, sentences=sentences))
+            # NUL carries no sentiment (it makes no tokens) and the database
+            # cannot store it: job texts drop it.
+            texts.append(
+                check_text(record.text.replace("\x00", ""), sentences=sentences)
+            )
             errors.append(None)
         except TonehubError as err:
             code = "invalid_request" if err.code == "internal" else err.code
@@ -271,13 +275,21 @@ def results_page(
         .order_by(BatchJobItem.idx)
     )
     end = offset + limit
+    last = job.total
+    if job.status in ("cancelled", "failed"):  # nothing more will be scored
+        found = session.scalar(
+            select(func.max(BatchJobItem.idx)).where(
+                BatchJobItem.job_id == job.id, BatchJobItem.result.is_not(None)
+            )
+        )
+        last = -1 if found is None else int(found) + 1
     return {
         "job_id": job.id,
         "status": job.status,
         "total": job.total,
         "offset": offset,
         "results": [_entry(i) for i in items],
-        "next_offset": end if end < job.total else None,
+        "next_offset": end if end < last else None,
     }
 
 

@@ -88,11 +88,11 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: datetime) -> int | N
     raw = headers.get("retry-after", "").strip()
     if not raw:
         return None
-    if raw.isdigit():
-        return min(int(raw), MAX_RETRY_AFTER)
+    if raw.isascii() and raw.isdigit():  # "²".isdigit() is true too
+        return min(int(raw[:12]), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

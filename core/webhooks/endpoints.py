@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -56,12 +56,21 @@ def check_url(url: str, allow_hosts: Collection[str]) -> str:
         WebhookUrlForbidden: A non-public IP literal.
     """
     url = url.strip()
-    if not url or len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
+    if (
+        not url
+        or len(url) > MAX_URL_LENGTH
+        or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url)
+    ):
         raise InvalidRequest("'url' must be an absolute URL.", field="url")
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
+        if not url.isascii():  # an IRI: IDNA host, percent-encoded rest
+            url = _ascii_url(parts.scheme, parts.hostname or "", port, parts)
+            if len(url) > MAX_URL_LENGTH:
+                raise ValueError("too long once encoded")
+            parts = urlsplit(url)
+    except (ValueError, UnicodeError) as exc:
         raise InvalidRequest("'url' is not a valid URL.", field="url") from exc
     host = parts.hostname or ""
     if parts.scheme not in ("https", "http") or not host:
@@ -77,6 +86,38 @@ def check_url(url: str, allow_hosts: Collection[str]) -> str:
         raise InvalidRequest("'url' has no usable port.", field="url")
     check_literal(host, allow_hosts)
     return url
+
+
+def _ascii_url(scheme: str, host: str, port: int | None, parts: SplitResult) -> str:
+    """The URL with its host IDNA-encoded and the rest percent-encoded."""
+    netloc = host.encode("idna").decode("ascii")
+    if ":" in host:  # an IPv6 literal
+        netloc = f"[{host}]"
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit(
+        (
+            scheme,
+            netloc,
+            quote(parts.path, safe="/%:@!$&'()*+,;=-._~"),
+            quote(parts.query, safe="=&%:@!$'()*+,;/?-._~"),
+            quote(parts.fragment, safe="=&%:@!$'()*+,;/?-._~"),
+        )
+    )
+
+
+def check_description(text: str) -> str:
+    """A description: trimmed, at most 500 characters, no control characters.
+
+    Raises:
+        InvalidRequest: It holds a control character.
+    """
+    text = text.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidRequest(
+            "'description' must not hold control characters.", field="description"
+        )
+    return text[:500]
 
 
 def check_event_types(types: Sequence[str]) -> list[str]:
@@ -147,7 +188,7 @@ def create_endpoint(
         workspace_id=workspace_id,
         url=check_url(change.url, allow_hosts),
         event_types=json.dumps(check_event_types(change.event_types or [])),
-        description=(change.description or "").strip(),
+        description=check_description(change.description or ""),
         enabled=True if change.enabled is None else change.enabled,
         secret=box.seal(secret),
         created_at=now or datetime.now(UTC),
@@ -170,7 +211,7 @@ def update_endpoint(
     if change.event_types is not None:
         endpoint.event_types = json.dumps(check_event_types(change.event_types))
     if change.description is not None:
-        endpoint.description = change.description.strip()
+        endpoint.description = check_description(change.description)
     if change.enabled is not None:
         if change.enabled and not endpoint.enabled:
             endpoint.disabled_reason = None

@@ -33,10 +33,20 @@ def is_public(address: str) -> bool:
     """Whether an address is globally routable (and not multicast)."""
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour
+        if ip in _NAT64_LOCAL:
+            return False
+        if ip in _NAT64:  # a translated IPv4 address: that address counts
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        mapped = ip.ipv4_mapped or ip.sixtofour if ip.version == 6 else None
         if mapped is not None:
             ip = mapped
     return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+"""The well-known NAT64 prefix (RFC 6052): the IPv4 address inside counts."""
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""The local-use NAT64 prefix (RFC 8215): never public."""
 
 
 def allowed(host: str, allow_hosts: Collection[str]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -121,6 +122,23 @@ def post(
         conn = _PinnedHTTPS(host, address, port=port, timeout=timeout, context=context)
     else:
         conn = _PinnedHTTP(host, address, port=port, timeout=timeout)
+    # Socket timeouts bound each read, not the attempt: a receiver dripping a
+    # byte a second would hold the worker. The watchdog cuts the connection
+    # when the attempt's time is up.
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    watchdog = threading.Timer(timeout, cut)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         conn.request(
             "POST", path, body=body, headers={**headers, "user-agent": USER_AGENT}
@@ -131,6 +149,8 @@ def post(
         if conn.sock is not None:
             conn.sock.settimeout(max(0.1, timeout - (time.monotonic() - started)))
         excerpt = response.read(EXCERPT_BYTES).decode("utf-8", "replace")
+        if expired.is_set():
+            return SendResult(None, {}, "", elapsed(), "timeout")
         return SendResult(
             response.status,
             {k.lower(): v for k, v in response.getheaders()},
@@ -140,8 +160,15 @@ def post(
     except TimeoutError:
         return SendResult(None, {}, "", elapsed(), "timeout")
     except ssl.SSLError as exc:
+        if expired.is_set():
+            return SendResult(None, {}, "", elapsed(), "timeout")
         return SendResult(None, {}, "", elapsed(), f"tls: {exc.reason or exc}"[:255])
     except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            return SendResult(None, {}, "", elapsed(), "timeout")
         return SendResult(None, {}, "", elapsed(), f"connect: {type(exc).__name__}")
+    except (UnicodeError, ValueError) as exc:  # a URL or header http.client refuses
+        return SendResult(None, {}, "", elapsed(), f"invalid: {type(exc).__name__}")
     finally:
+        watchdog.cancel()
         conn.close()

@@ -42,4 +42,5 @@ def jobs_app(  # the real app with webhooks allowed to loopback receivers
     )
     runtime.configure(Settings.from_mapping(application.config), scorer=scorer)
     yield application
+    runtime.get().close()
     _close_app(application)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Response, g, request, stream_with_context
 from marshmallow import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core.errors import InvalidFile, InvalidJson, InvalidRequest, UnsupportedMediaType
 from core.jobs import inputs
@@ -67,6 +68,13 @@ def _upload_records() -> tuple[list[inputs.JobInput], dict[str, Any]]:
     upload = request.files.get("file")
     if upload is None:
         raise InvalidFile("Attach the file as the form field 'file'.", field="file")
+    upload.stream.seek(0, 2)
+    size = upload.stream.tell()
+    upload.stream.seek(0)
+    if size > inputs.MAX_FILE_BYTES:  # the request limit leaves room for the form
+        raise RequestEntityTooLarge(
+            f"The file is {size:,} bytes; the limit is {inputs.MAX_FILE_BYTES:,}."
+        )
     kind = inputs.detect_format(
         upload.filename or "", upload.mimetype or "", form.get("format")
     )
