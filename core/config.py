@@ -104,6 +104,9 @@ class Settings:
             may read ``/metrics`` (e.g. the cluster's pod network).
         metrics_token: A bearer token that opens ``/metrics`` from anywhere;
             empty: none.
+        smtp_url: ``smtp://user:password@host:587`` (or ``smtps://``) for
+            invite emails; empty: the dashboard shows the link instead.
+        mail_from: The sender of those emails.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -140,6 +143,8 @@ class Settings:
     job_retention_days: int = 7
     metrics_allow: str = ""
     metrics_token: str = ""
+    smtp_url: str = ""
+    mail_from: str = "Tonehub <no-reply@tonehub.invalid>"
 
     @property
     def webhook_allow_list(self) -> tuple[str, ...]:

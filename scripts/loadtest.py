@@ -178,8 +178,8 @@ def table(results: dict[str, list[Step]], seconds: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--rates", default="25,50,100,150,200,250,300")
+    parser.add_argument("--seconds", type=int, default=12)
+    parser.add_argument("--rates", default="50,100,200,300,400,500,600")
     parser.add_argument("--configs", default="1x1,1x2,2x1,2x2")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -23,6 +23,7 @@ from connectors.slack.installation_store import (
 from core.authcache import AuthCache
 from core.billing import BillingService, build_billing_service
 from core.config import Settings
+from core.mail import Mailer, build_mailer
 from core.metering import Meter
 from core.persistence.db import make_engine, make_session_factory
 from core.scoring.service import ScoringService, build_scoring_service
@@ -46,6 +47,7 @@ class Tonehub:
     auth: AuthCache
     slack_app: App | None
     slack_states: TonehubOAuthStateStore
+    mailer: Mailer | None = None
 
     def after_fork(self) -> None:
         """In a process forked after the app was built (gunicorn
@@ -85,6 +87,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         auth=auth,
         slack_app=_slack_app(settings, sessions, redis, scoring, states),
         slack_states=states,
+        mailer=build_mailer(settings.smtp_url, settings.mail_from),
     )
     app.teardown_appcontext(_close_db)
     logger.info("Tonehub ready; default model %s", scoring.registry.default)

@@ -76,6 +76,15 @@ DEFAULT_FIELDS = {
 }
 """Case fields written, per connection configurable (``settings.fields``)."""
 
+MAX_WRITE_ATTEMPTS = 5
+"""Syncs that try to write a Case's score before giving up on it (until its
+text changes); the error stays on record."""
+
+PERMANENT_WRITE_ERRORS = frozenset(
+    {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "INVALID_ID_FIELD"}
+)
+"""Write errors no retry can fix: given up at once."""
+
 DEFAULT_TEXT_FIELDS = ["Subject", "Description"]
 DEFAULT_ALERT_CONFIDENCE = 0.9
 """A Case scored negative with at least this confidence raises a
@@ -329,7 +338,7 @@ class OrgSync:
             row.label, row.score = result["label"], result["score"]
             row.confidence = max(result["confidence"].values())
             row.model, row.scored_at = result["model"], self.now
-            row.written, row.write_error = False, None
+            row.written, row.write_error, row.write_attempts = False, None, 0
         session.commit()
         return row
 
@@ -384,8 +393,13 @@ class OrgSync:
                     continue  # disconnected meanwhile
                 row.written, row.write_error = error is None, error
                 if error is None:
+                    row.write_attempts = 0
                     self.report.written += 1
                 else:
+                    tries = (row.write_attempts or 0) + 1
+                    if error.split(":")[0] in PERMANENT_WRITE_ERRORS:
+                        tries = MAX_WRITE_ATTEMPTS  # no retry can fix it
+                    row.write_attempts = tries
                     self.report.failed += 1
                 self.handled[item["key"]] = True
             session.commit()
@@ -432,6 +446,7 @@ class OrgSync:
                     SalesforceCase.connection_id == self.connection_id,
                     SalesforceCase.written.is_(False),
                     SalesforceCase.label.is_not(None),
+                    SalesforceCase.write_attempts < MAX_WRITE_ATTEMPTS,
                 )
                 .limit(BATCH * 5)
                 .all()

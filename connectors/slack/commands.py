@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.slack import writeback
 from connectors.slack.installation_store import TonehubInstallationStore
 from connectors.slack.markup import normalise
 from connectors.slack.processing import MODES, channel_mood, channel_settings
@@ -27,7 +29,9 @@ HELP = (
     "*/sentiment mode reactions|negative|off* react to every message, reply to "
     "negative ones, or stay silent\n"
     "*/sentiment alerts #channel threshold N* alert #channel when N% of recent "
-    "messages here are negative (*/sentiment alerts off* to stop)"
+    "messages here are negative (*/sentiment alerts off* to stop)\n"
+    "*/sentiment emoji negative :fire:* the reaction for a label here "
+    "(positive, neutral, negative, mixed; */sentiment emoji reset* for the defaults)"
 )
 
 _ALERTS = re.compile(
@@ -72,6 +76,8 @@ class SlashCommands:
             return self._set(team_id, channel, workspace_id, mode=mode)
         if word == "alerts":
             return self._alerts(team_id, channel, workspace_id, text)
+        if word == "emoji":
+            return self._emoji(team_id, channel, workspace_id, text)
         return self._score(workspace_id, text)
 
     def _set(self, team_id: str, channel: str, workspace_id: str, **values: Any) -> str:
@@ -101,6 +107,25 @@ class SlashCommands:
             f"Alerts go to <#{match.group(1)}> when {match.group(2)}% of this "
             "channel's recent messages are negative."
         )
+
+    def _emoji(self, team_id: str, channel: str, workspace_id: str, text: str) -> str:
+        parts = text.split()
+        if [p.lower() for p in parts] == ["emoji", "reset"]:
+            self._set(team_id, channel, workspace_id, reactions="{}")
+            return "Reactions here are back to the defaults."
+        label = parts[1].lower() if len(parts) == 3 else ""
+        name = parts[2].strip(":").lower() if len(parts) == 3 else ""
+        if label not in writeback.REACTIONS or not writeback.EMOJI_NAME.match(name):
+            return (
+                "Use: /sentiment emoji <positive|neutral|negative|mixed> :emoji_name:"
+            )
+        with self.sessions() as session:
+            row = channel_settings(session, team_id, channel, workspace_id)
+            chosen = json.loads(row.reactions or "{}")
+            chosen[label] = name
+            row.reactions = json.dumps(chosen, sort_keys=True)
+            session.commit()
+        return f"{label.capitalize()} messages here get :{name}:."
 
     def _mood(self, team_id: str, channel: str) -> str:
         now = datetime.now(UTC)

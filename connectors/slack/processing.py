@@ -24,6 +24,7 @@ from typing import Any
 
 from redis import Redis
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,6 +128,7 @@ def channel_settings(
             enabled=True,
             mode="reactions",
             alert_threshold=50,
+            reactions="{}",
         )
         session.add(row)
         try:
@@ -278,7 +280,13 @@ def _write_back(
 ) -> None:
     assert row.label is not None
     if settings.mode == "reactions":
-        writeback.add_reaction(client, row.channel_id, row.ts, row.label)
+        writeback.add_reaction(
+            client,
+            row.channel_id,
+            row.ts,
+            row.label,
+            emoji=writeback.emoji_for(row.label, settings.reactions),
+        )
     elif settings.mode == "negative" and row.label == "negative":
         confidence = row.confidence or 0.0
         if confidence >= writeback.NEGATIVE_REPLY_CONFIDENCE:
@@ -367,13 +375,26 @@ def _check_alert(
         "period": period_of(now),
     }
     emit(session, settings.workspace_id, "sentiment.alert", data, now=now)
-    session.commit()
-    writeback.post_alert(
-        client,
-        settings.alert_channel,
-        source=settings.channel_id,
-        negative=negative,
-        total=len(labels),
-        brand=_brand(session, settings.workspace_id),
-    )
+    session.commit()  # the cooldown first: two workers never both post
+    try:
+        writeback.post_alert(
+            client,
+            settings.alert_channel,
+            source=settings.channel_id,
+            negative=negative,
+            total=len(labels),
+            brand=_brand(session, settings.workspace_id),
+        )
+    except SlackApiError as exc:
+        # The message itself is done; give the cooldown back so that the
+        # channel's next message tries the alert again.
+        settings.last_alert_at = last
+        session.commit()
+        logger.warning(
+            "Slack alert for %s/%s not posted (%s); the next message retries it",
+            settings.team_id,
+            settings.channel_id,
+            exc.response.get("error"),
+        )
+        return
     logger.info("Slack alert for %s/%s", settings.team_id, settings.channel_id)

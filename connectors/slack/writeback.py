@@ -6,6 +6,9 @@ handler, which waits out a 429's ``Retry-After`` and tries again.
 
 from __future__ import annotations
 
+import json
+import re
+
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -32,10 +35,29 @@ def web_client(token: str | None, *, base_url: str) -> WebClient:
     )
 
 
-def add_reaction(client: WebClient, channel: str, ts: str, label: str) -> None:
+EMOJI_NAME = re.compile(r"^[a-z0-9_+'\-]{1,100}$")
+"""A Slack emoji name (standard or custom), without the colons."""
+
+
+def emoji_for(label: str, overrides: str | None) -> str:
+    """The channel's emoji for ``label``: its override (JSON) or the default."""
+    try:
+        chosen = json.loads(overrides or "{}").get(label)
+    except (ValueError, AttributeError):
+        chosen = None
+    if isinstance(chosen, str) and EMOJI_NAME.match(chosen):
+        return chosen
+    return REACTIONS[label]
+
+
+def add_reaction(
+    client: WebClient, channel: str, ts: str, label: str, *, emoji: str | None = None
+) -> None:
     """React to a message with the label's emoji (once: a repeat is a no-op)."""
     try:
-        client.reactions_add(channel=channel, timestamp=ts, name=REACTIONS[label])
+        client.reactions_add(
+            channel=channel, timestamp=ts, name=emoji or REACTIONS[label]
+        )
     except SlackApiError as exc:
         if exc.response.get("error") != "already_reacted":
             raise

@@ -219,6 +219,8 @@ class SlackChannel(Base):
     alert_channel: Mapped[str | None] = mapped_column(String(32))
     alert_threshold: Mapped[int] = mapped_column(Integer, default=50)
     last_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reactions: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    """JSON: emoji name per label, overriding ``writeback.REACTIONS``."""
 
 
 class SlackMessage(Base):
@@ -319,6 +321,8 @@ class SalesforceCase(Base):
     scored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     written: Mapped[bool] = mapped_column(Boolean, default=False)
     write_error: Mapped[str | None] = mapped_column(Text)
+    write_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Failed writes of the current score (retries stop at a cap)."""
 
 
 class User(Base):

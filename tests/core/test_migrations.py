@@ -28,4 +28,4 @@ def test_migrations_match_models(db_engine: Engine) -> None:
 def test_upgrade_is_idempotent(db_engine: Engine) -> None:
     upgrade(db_engine)
     with db_engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0006"
+        assert MigrationContext.configure(conn).get_current_revision() == "0007"

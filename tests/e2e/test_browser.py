@@ -144,3 +144,20 @@ def test_sign_up_key_usage_upgrade_revoke(live, page) -> None:
     page.wait_for_url(f"{base}/dashboard/keys")
     assert _api(base, secret) == 401
     shot(page, "09-key-revoked")
+
+    # Every other page renders at phone width, with a heading, and is captured.
+    page.get_by_role("link", name="Playground").click()
+    page.get_by_label("Text").fill("I love the product. The invoice was wrong.")
+    page.get_by_role("button", name="Score").click()
+    assert page.locator(".sentence.positive").count() >= 1
+    shot(page, "10-playground")
+    for name, heading in (
+        ("Connectors", "Connectors"),
+        ("Members", "Members"),
+        ("Webhooks", "Webhooks"),
+        ("Settings", "Settings"),
+        ("Password", "Change your password"),
+    ):
+        page.get_by_role("link", name=name, exact=True).click()
+        assert page.get_by_role("heading", level=1).inner_text() == heading
+        shot(page, f"11-{name.lower()}")

@@ -75,6 +75,10 @@ def test_signup_key_api_call_shows_on_overview(dash_app) -> None:
     assert "<svg" in overview and "<table>" in overview
     p50 = re.search(r'<td class="p50">([0-9.]+)</td>', overview)
     assert p50 and 0 < float(p50.group(1)) < 10_000  # the call's latency, in ms
+    # The latency chart plots the same number; the label table counts the call.
+    assert f"p50: {float(p50.group(1)):.1f} ms" in overview
+    label = r.get_json()["label"]
+    assert re.search(rf'<td class="label-{label}">1</td>', overview)
 
 
 def test_csrf_is_required(dash_app) -> None:
@@ -302,3 +306,159 @@ def test_parallel_guesses_get_five_checks_at_most(dash_app) -> None:
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(guess, range(24)))
     assert statuses.count(401) == 5 and statuses.count(429) == 19
+
+
+def _workspace_of(app, email: str) -> tuple[str, str]:
+    """(workspace id, user id) of a signed-up user."""
+    from sqlalchemy import select
+
+    from core import users
+    from core.persistence.models import User
+
+    with app.extensions["tonehub"].sessions() as s:
+        user = s.scalar(select(User).where(User.email == email))
+        return users.memberships(s, user.id)[0].workspace_id, user.id
+
+
+def test_connector_and_member_forms_cannot_reach_another_tenant(dash_app) -> None:
+    from core.persistence.models import Membership, SalesforceConnection, SlackChannel
+
+    a, c = Browser(dash_app), Browser(dash_app)
+    a.signup("a1@example.com")
+    c.signup("c1@example.com")
+    ws_a, user_a = _workspace_of(dash_app, "a1@example.com")
+    with dash_app.extensions["tonehub"].sessions() as s:
+        s.add(
+            SlackChannel(
+                team_id="T0A",
+                channel_id="C0A",
+                workspace_id=ws_a,
+                enabled=True,
+                mode="reactions",
+                alert_threshold=50,
+                reactions="{}",
+            )
+        )
+        s.add(
+            SalesforceConnection(
+                workspace_id=ws_a,
+                org_id="00DA",
+                instance_url="https://a.my.salesforce.com",
+                auth_kind="oauth",
+                access_token="sealed",
+            )
+        )
+        s.commit()
+    r = c.post(
+        "/dashboard/connectors/slack/channels/T0A/C0A",
+        {"mode": "off"},
+        form_from="/dashboard/connectors",
+    )
+    assert r.status_code == 404
+    c.post("/dashboard/connectors/salesforce/disconnect", form_from="/dashboard/")
+    r = c.post(f"/dashboard/members/{user_a}/remove", form_from="/dashboard/members")
+    assert r.status_code in (302, 303, 404)
+    with dash_app.extensions["tonehub"].sessions() as s:
+        assert s.get(SlackChannel, ("T0A", "C0A")).mode == "reactions"
+        from sqlalchemy import select
+
+        conn = SalesforceConnection.workspace_id == ws_a
+        assert s.scalar(select(SalesforceConnection).where(conn))
+        assert s.get(Membership, (user_a, ws_a)).role == "owner"
+    # The owner's own forms do work.
+    r = a.post(
+        "/dashboard/connectors/slack/channels/T0A/C0A",
+        {"mode": "negative"},
+        form_from="/dashboard/connectors",
+    )
+    assert r.status_code == 302
+    with dash_app.extensions["tonehub"].sessions() as s:
+        assert s.get(SlackChannel, ("T0A", "C0A")).mode == "negative"
+
+
+def test_banners_at_80_and_100_percent_and_after_a_failed_payment(dash_app) -> None:
+    from datetime import UTC, datetime
+
+    from core.persistence.models import UsageDaily, Workspace
+
+    b = Browser(dash_app)
+    b.signup("quota@example.com")
+    ws, _ = _workspace_of(dash_app, "quota@example.com")
+    ext = dash_app.extensions["tonehub"]
+    assert 'role="alert"' not in b.client.get("/dashboard/").get_data(as_text=True)
+
+    def set_usage(count: int) -> str:
+        with ext.sessions() as s:
+            s.query(UsageDaily).filter_by(workspace_id=ws).delete()
+            s.add(
+                UsageDaily(
+                    workspace_id=ws,
+                    day=datetime.now(UTC).date(),
+                    source="api",
+                    api_key_id="k",
+                    label="neutral",
+                    count=count,
+                )
+            )
+            s.commit()
+        for key in ext.redis.scan_iter(f"th:quota:{ws}:*"):
+            ext.redis.delete(key)  # re-seeded from the ledger
+        return b.client.get("/dashboard/billing").get_data(as_text=True)
+
+    assert "80% of this month" in set_usage(8_000)
+    assert "quota is used up" in set_usage(10_000)
+    with ext.sessions() as s:
+        s.get(Workspace, ws).payment_failed_at = datetime.now(UTC)
+        s.commit()
+    assert "A payment failed" in b.client.get("/dashboard/").get_data(as_text=True)
+
+
+def test_invites_are_emailed_when_an_smtp_server_is_set(
+    tmp_path, redis, redis_url, scorer
+) -> None:
+    from tests.fakes.smtp import FakeSmtp
+
+    smtp = FakeSmtp()
+    smtp.start()
+    app = _make_app(
+        tmp_path,
+        redis_url,
+        scorer,
+        SECRET_KEY="mail",
+        SMTP_URL=smtp.url,
+        MAIL_FROM="Tonehub <invites@tonehub.example>",
+        PUBLIC_URL="https://tonehub.example",
+    )
+    try:
+        owner = Browser(app)
+        owner.signup("boss@example.com")
+        r = owner.post(
+            "/dashboard/members/invite",
+            {"email": "New.Hire@Example.com"},
+            form_from="/dashboard/members",
+        )
+        assert r.status_code == 303
+        page = owner.client.get("/dashboard/members").get_data(as_text=True)
+        assert "An invite was emailed to new.hire@example.com" in page
+        assert 'id="invite-link"' not in page  # sent, not shown
+        [mail] = smtp.mails
+        assert mail.recipients == ["new.hire@example.com"]
+        assert mail.message["From"] == "Tonehub <invites@tonehub.example>"
+        link = re.search(
+            r"https://tonehub\.example(/dashboard/invite/\S+)",
+            mail.message.get_payload(),
+        )
+        joiner = Browser(app)
+        joiner.signup("new.hire@example.com")
+        assert joiner.post(link.group(1)).status_code == 302  # joined
+        # The server refusing the login: the link is shown instead, with why.
+        smtp.password = "rotated"
+        page = owner.post(
+            "/dashboard/members/invite",
+            {"email": "second@example.com"},
+            form_from="/dashboard/members",
+        ).get_data(as_text=True)
+        assert 'id="invite-link"' in page and "could not be sent" in page
+    finally:
+        _close_app(app)
+        smtp.stop()

@@ -65,3 +65,43 @@ def label_bars(counts: dict[str, int], title: str) -> str:
         f'class="chart" xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}'
         f"</title>{''.join(rows)}</svg>"
     )
+
+
+def latency_lines(
+    days: list[str], latency: dict[str, tuple[float, float]], title: str
+) -> str:
+    """Two lines, p50 and p95 (ms) per day; days without calls are gaps."""
+    width, height, pad = 640, 180, 36
+    peak = max((p95 for _p50, p95 in latency.values()), default=0.0) or 1.0
+    step = (width - pad) / max(len(days) - 1, 1)
+    parts = [
+        f'<svg role="img" aria-label="{escape(title)}" viewBox="0 0 {width} '
+        f'{height + 20}" class="chart" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="0" y="12" font-size="11">{peak:.0f} ms</text>',
+        f'<line x1="{pad}" y1="{height}" x2="{width}" y2="{height}" stroke="#9ca3af"/>',
+    ]
+    for index, (name, colour) in enumerate((("p50", "#2563eb"), ("p95", "#b91c1c"))):
+        points = []
+        for i, day in enumerate(days):
+            if day not in latency:
+                continue
+            value = latency[day][index]
+            x, y = pad + i * step, height - value / peak * (height - 20)
+            points.append(f"{x:.1f},{y:.1f}")
+            tip = escape(f"{day} {name}: {value:.1f} ms")
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
+                f"<title>{tip}</title></circle>"
+            )
+        if len(points) > 1:
+            parts.append(
+                f'<polyline points="{" ".join(points)}" fill="none" '
+                f'stroke="{colour}" stroke-width="2"/>'
+            )
+        parts.append(
+            f'<text x="{pad + index * 60}" y="{height + 16}" font-size="12" '
+            f'fill="{colour}">{name}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -44,7 +44,7 @@ from core.persistence.models import (
     Workspace,
 )
 from core.scoring.engine import check_text
-from webapp.dashboard.charts import label_bars, stacked_days
+from webapp.dashboard.charts import label_bars, latency_lines, stacked_days
 from webapp.extensions import get_db, tonehub
 from webapp.metering import LATENCY_KEY
 
@@ -358,6 +358,11 @@ def overview() -> str:
             report["daily"], ("api", "slack", "salesforce"), "Scored texts per day"
         ),
         labels_svg=label_bars(dict(labels), "Labels, last 30 days"),
+        latency_svg=latency_lines(
+            [d["date"] for d in report["daily"]],
+            latency,
+            "API latency of scoring calls per day, p50 and p95 (ms)",
+        ),
         labels=labels,
         memberships=_memberships(),
     )
@@ -623,6 +628,23 @@ def invite() -> Any:
         return redirect(url_for("dashboard.members"))
     public = tonehub().settings.public_url.rstrip("/")
     link = public + url_for("dashboard.accept", token=token)
+    mailer = tonehub().mailer
+    if mailer is not None:
+        email = request.form.get("email", "").strip().lower()
+        try:
+            mailer.send(
+                email,
+                f"You are invited to {g.workspace.display_name or g.workspace.name} "
+                "on Tonehub",
+                f"{g.user.email} invited you to their Tonehub workspace.\n\n"
+                f"Join it (the link works once, for 7 days, signed in as {email}):"
+                f"\n{link}\n",
+            )
+        except TonehubError as exc:
+            flash(f"{exc.message} Send the link below yourself.")
+        else:
+            flash(f"An invite was emailed to {email}.")
+            return redirect(url_for("dashboard.members"), code=303)
     return render_template(
         "dashboard/members.html",
         members=users.members(get_db(), g.workspace.id),

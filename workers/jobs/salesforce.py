@@ -23,6 +23,20 @@ from workers.queues import (
 SYNCING_STATUSES = ("connected", "paused_budget", "paused_quota")
 """Statuses the scheduler syncs (``error`` and ``auth_revoked`` wait for a person)."""
 
+BACKOFF_KEY = "th:sf:backoff:{connection}"
+"""Syncs in a row that ended ``paused_budget`` (the org's API allowance)."""
+
+MAX_BACKOFF = timedelta(hours=24)
+"""The longest wait between syncs of an org out of API calls (a day: the
+allowance is a rolling 24 hours)."""
+
+
+def backoff_interval(minutes: int, paused_in_a_row: int) -> timedelta:
+    """The wait before the next sync: the interval, doubled for each sync in a
+    row that found the org's API allowance used up, at most a day."""
+    wait = timedelta(minutes=minutes * 2 ** min(paused_in_a_row, 16))
+    return min(wait, MAX_BACKOFF)
+
 
 def sync_deps() -> SyncDeps:
     """The sync's collaborators from the worker runtime."""
@@ -59,6 +73,12 @@ def sync_salesforce(connection_id: str) -> dict[str, Any]:
         report = OrgSync(sync_deps(), connection_id).run()
     finally:
         rt.redis.delete(running)
+    backoff = BACKOFF_KEY.format(connection=connection_id)
+    if report.status == "paused_budget":
+        rt.redis.incr(backoff)
+        rt.redis.expire(backoff, 3 * 86_400)
+    else:
+        rt.redis.delete(backoff)
     return {
         "status": report.status,
         "seen": report.seen,
@@ -89,7 +109,11 @@ def schedule_salesforce_syncs() -> list[str]:
             )
         ):
             minutes = json.loads(conn.settings or "{}").get("sync_minutes", default)
+            wait = timedelta(minutes=minutes)
+            if conn.status == "paused_budget":
+                paused = rt.redis.get(BACKOFF_KEY.format(connection=conn.id))
+                wait = backoff_interval(minutes, int(paused or 0))
             last = as_utc(conn.last_sync_at)
-            if last is None or now - last >= timedelta(minutes=minutes):
+            if last is None or now - last >= wait:
                 due.append(conn.id)
     return [c for c in due if enqueue_salesforce_sync(rt.redis, c) is not None]

@@ -45,3 +45,13 @@ def test_case_text_trims_email_quoting_signatures_and_disclaimers() -> None:
     assert case_text([None, reply]) == "Thanks, fixed!"
     legal = "Great help.\nThis email and any attachments are confidential and meant"
     assert case_text(["", legal]) == "Great help."
+
+
+def test_the_score_range_is_a_validation_rule() -> None:
+    rule = ET.parse(
+        FIELDS.parent / "validationRules/Sentiment_Score_Range.validationRule-meta.xml"
+    ).getroot()
+    formula = rule.find("m:errorConditionFormula", NS).text
+    assert rule.find("m:active", NS).text == "true"
+    assert "Sentiment_Score__c < -1" in formula and "Sentiment_Score__c > 1" in formula
+    assert rule.find("m:errorDisplayField", NS).text == "Sentiment_Score__c"

@@ -435,3 +435,102 @@ def test_salesforce_usage_alone_records_the_quota_thresholds(sf) -> None:
             )
         ).all()
     assert events == [80] and len(types) == 1
+
+
+def test_an_org_out_of_api_calls_is_synced_ever_less_often(sf, redis) -> None:
+    """REQUEST_LIMIT_EXCEEDED: the wait doubles with each paused sync (5, 10,
+    20 ... minutes, at most a day) and resets after a sync that got through."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.persistence.models import SalesforceConnection
+    from workers.jobs.salesforce import (
+        backoff_interval,
+        schedule_salesforce_syncs,
+    )
+
+    assert [backoff_interval(5, n).total_seconds() / 60 for n in range(4)] == [
+        5,
+        10,
+        20,
+        40,
+    ]
+    assert backoff_interval(5, 50) == timedelta(hours=24)
+    sf.fake.seed(3)
+    sf.connect()
+    sf.fake.api_used = sf.fake.api_max
+    queue = Queue(DEFAULT_QUEUE, connection=redis)
+
+    def run_scheduled(minutes_ago: float) -> bool:
+        """Pretend the last sync ended ``minutes_ago``; sync if it is due."""
+        with sf.app.extensions["tonehub"].sessions() as s:
+            conn = s.get(SalesforceConnection, sf.status()["id"])
+            conn.last_sync_at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+            s.commit()
+        if not schedule_salesforce_syncs():
+            return False
+        SimpleWorker([queue], connection=redis).work(burst=True)
+        return True
+
+    assert run_scheduled(6)  # first sync: paused (1 in a row)
+    assert sf.status()["status"] == "paused_budget"
+    assert not run_scheduled(6)  # now waits 10 minutes
+    assert run_scheduled(11)  # paused again: 2 in a row
+    assert not run_scheduled(19)  # waits 20
+    assert run_scheduled(21)
+    sf.fake.api_used = 0  # the allowance came back
+    assert not run_scheduled(39)  # 40 minutes after 3 pauses in a row
+    assert run_scheduled(41)
+    assert sf.status()["status"] == "connected"
+    assert run_scheduled(6)  # back to the normal interval
+
+
+def test_a_case_that_cannot_be_written_is_given_up_on(sf) -> None:
+    """A validation rule that always refuses: 5 syncs try, then no more write
+    calls for it; a deleted Case is given up at once; an edit starts over."""
+    import json
+
+    from core.persistence.models import SalesforceCase
+    from tests.fakes.salesforce import Response
+
+    blocked, deleted, fine = sf.fake.seed(3)
+    sf.connect()
+    real = sf.fake._composite
+    tried: list[str] = []
+    refusals = {
+        blocked: ("FIELD_CUSTOM_VALIDATION_EXCEPTION", "Closed Cases may not change"),
+        deleted: ("ENTITY_IS_DELETED", "entity is deleted"),
+    }
+
+    def refusing(body):
+        records = body["records"]
+        tried.extend(r["id"] for r in records)
+        passed = [r for r in records if r["id"] not in refusals]
+        results = json.loads(real({"records": passed}).body) if passed else []
+        for r in records:
+            if r["id"] in refusals:
+                code, message = refusals[r["id"]]
+                results.append(
+                    {
+                        "id": r["id"],
+                        "success": False,
+                        "errors": [
+                            {"statusCode": code, "message": message, "fields": []}
+                        ],
+                    }
+                )
+        return Response.json(200, results)
+
+    sf.fake._composite = refusing
+    report = sf.sync()
+    assert (report.written, report.failed) == (1, 2)
+    for _ in range(8):
+        sf.sync()
+    assert (tried.count(blocked), tried.count(deleted), tried.count(fine)) == (5, 1, 1)
+    with sf.app.extensions["tonehub"].sessions() as s:
+        row = s.get(SalesforceCase, (sf.status()["id"], blocked))
+        assert row.write_attempts == 5 and "VALIDATION" in row.write_error
+    # An edit gives the Case a new score and new tries.
+    sf.fake.edit(blocked, Description="Now it is completely broken, I am furious.")
+    sf.fake._composite = real
+    assert sf.sync().written == 1
+    assert sf.fake.cases[blocked]["Sentiment__c"] == "Negative"

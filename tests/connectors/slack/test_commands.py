@@ -181,3 +181,51 @@ def test_enterprise_grid_org_install(slack) -> None:
     assert installation.enterprise_id == "E0ORG" and installation.team_id is None
     # A workspace inside the org meters to the org's Tonehub workspace.
     assert store.workspace_for("E0ORG", "T0INORG") == ws
+
+
+def test_reaction_emoji_are_configurable_per_channel(slack) -> None:
+    slack.install()
+    assert "emoji" in command(slack, "help")["text"]
+    answer = command(slack, "emoji negative :fire:")["text"]
+    assert answer == "Negative messages here get :fire:."
+    assert "Use:" in command(slack, "emoji angry :fire:")["text"]
+    assert "Use:" in command(slack, "emoji negative :no spaces:")["text"]
+    assert "Use:" in command(slack, "emoji negative <script>")["text"]
+    slack.post(message_event(NEGATIVE))
+    slack.post(message_event(POSITIVE))
+    slack.post(message_event(NEGATIVE, channel="C0OTHER"))  # other channel: default
+    slack.work()
+    names = sorted(
+        (c["params"]["channel"], c["params"]["name"])
+        for c in slack.fake.calls_to("reactions.add")
+    )
+    assert names == [
+        ("C0OTHER", "red_circle"),
+        ("C0SUPPORT", "fire"),
+        ("C0SUPPORT", "large_green_circle"),
+    ]
+    assert "defaults" in command(slack, "emoji reset")["text"]
+    slack.post(message_event(NEGATIVE))
+    slack.work()
+    assert slack.fake.calls_to("reactions.add")[-1]["params"]["name"] == "red_circle"
+
+
+def test_an_alert_slack_refused_is_tried_again_by_the_next_message(slack) -> None:
+    slack.install()
+    command(slack, "alerts <#C0ALERTS|alerts> threshold 60")
+    slack.fake.fail_next("chat.postMessage", status=500)
+    for _ in range(5):  # the 5th message crosses the threshold: the post fails
+        slack.post(message_event(NEGATIVE))
+    slack.work()
+    with slack.app.extensions["tonehub"].sessions() as s:
+        assert s.get(SlackChannel, ("T0001", "C0SUPPORT")).last_alert_at is None
+    slack.post(message_event(NEGATIVE))
+    slack.work()
+    tries = [
+        c
+        for c in slack.fake.calls_to("chat.postMessage")
+        if c["params"].get("channel") == "C0ALERTS"
+    ]
+    assert len(tries) == 2  # refused once, then posted
+    with slack.app.extensions["tonehub"].sessions() as s:
+        assert s.get(SlackChannel, ("T0001", "C0SUPPORT")).last_alert_at is not None
