@@ -248,3 +248,36 @@ def auth(keys: ApiKeyActions) -> dict[str, str]:
     """Headers with a valid key of a fresh workspace."""
     _, _, secret = keys.issue()
     return {"Authorization": f"Bearer {secret}"}
+
+
+def add_ledger_usage(
+    app, workspace_id: str, units: int, *, source: str = "api"
+) -> None:
+    """Usage from earlier this month, already in the database (today's row)."""
+    from datetime import UTC, datetime
+
+    from core.persistence.models import UsageDaily
+
+    with app.extensions["tonehub"].sessions() as s:
+        s.add(
+            UsageDaily(
+                workspace_id=workspace_id,
+                day=datetime.now(UTC).date(),
+                source=source,
+                api_key_id="key_old" if source == "api" else "",
+                label="neutral",
+                count=units,
+            )
+        )
+        s.commit()
+
+
+@pytest.fixture
+def receiver():
+    """A loopback webhook receiver that verifies signatures (tests/fakes)."""
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    fake = WebhookReceiver()
+    fake.start()
+    yield fake
+    fake.stop()

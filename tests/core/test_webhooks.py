@@ -23,7 +23,7 @@ from core.secrets import SecretBox
 from core.webhooks import delivery, endpoints, guard, transport
 from core.webhooks.events import emit
 from core.webhooks.signing import new_secret, sign
-from tests.fakes.webhook_receiver import Answer, WebhookReceiver
+from tests.fakes.webhook_receiver import Answer
 from tests.fakes.webhook_receiver import verify as spec_verify
 
 BOX = SecretBox("test-secret-key")
@@ -34,14 +34,6 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def sessions(db_engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(db_engine)
-
-
-@pytest.fixture
-def receiver():
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def _endpoint(sessions, url: str, types=()) -> tuple[str, str, str]:

@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from core.persistence.models import User, WebhookEndpoint
 from core.webhooks.events import emit
-from tests.fakes.webhook_receiver import Answer, WebhookReceiver
+from tests.fakes.webhook_receiver import Answer
 from tests.webapp.test_dashboard import Browser
 from workers.queues import WEBHOOK_QUEUE, enqueue_webhook_dispatch
-
-
-@pytest.fixture
-def receiver():
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def _workspace(app, email: str) -> str:

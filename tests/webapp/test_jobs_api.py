@@ -28,7 +28,7 @@ from core.persistence.models import (
     UsageFlush,
     WebhookDelivery,
 )
-from tests.conftest import _close_app, _make_app
+from tests.conftest import _close_app, _make_app, add_ledger_usage
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.webapp.conftest import check_against_spec
 from workers import runtime
@@ -244,18 +244,7 @@ def test_a_job_that_does_not_fit_the_quota_is_refused_whole(
     jobs_app, api, auth, redis
 ) -> None:
     ws = _ws(jobs_app, auth)
-    with jobs_app.extensions["tonehub"].sessions() as s:
-        s.add(
-            UsageDaily(
-                workspace_id=ws,
-                day=datetime.now(UTC).date(),
-                source="api",
-                api_key_id="key_old",
-                label="neutral",
-                count=9_900,
-            )
-        )
-        s.commit()
+    add_ledger_usage(jobs_app, ws, 9_900)
     over = api.post("/v1/jobs", json={"texts": ["fine"] * 101}, headers=auth)
     error = _error(over, 429, "quota_exceeded")
     assert "10,000" in error["message"]

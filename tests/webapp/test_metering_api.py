@@ -9,7 +9,7 @@ import pytest
 
 from core.accounts import hash_key
 from core.metering import period_end
-from core.persistence.models import UsageDaily
+from tests.conftest import add_ledger_usage
 from tests.webapp.conftest import check_against_spec
 
 TEXTS = ["Great support, thank you!", "This is broken again.", "Meeting at 3pm."]
@@ -24,18 +24,7 @@ def _error(response, status: int, code: str) -> dict:
 
 def _ledger(app, workspace_id: str, units: int) -> None:
     """Usage from earlier this month, already in the database."""
-    with app.extensions["tonehub"].sessions() as s:
-        s.add(
-            UsageDaily(
-                workspace_id=workspace_id,
-                day=datetime.now(UTC).date(),
-                source="api",
-                api_key_id="key_old",
-                label="neutral",
-                count=units,
-            )
-        )
-        s.commit()
+    add_ledger_usage(app, workspace_id, units)
 
 
 def test_every_v1_answer_carries_the_limits(client, auth) -> None:

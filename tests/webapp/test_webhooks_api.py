@@ -11,7 +11,7 @@ from rq import Queue, SimpleWorker
 
 from core.webhooks.events import emit
 from tests.conftest import ApiKeyActions
-from tests.fakes.webhook_receiver import Answer, WebhookReceiver
+from tests.fakes.webhook_receiver import Answer
 from tests.webapp.conftest import check_against_spec
 from workers.queues import WEBHOOK_QUEUE, enqueue_webhook_dispatch
 
@@ -19,14 +19,6 @@ from workers.queues import WEBHOOK_QUEUE, enqueue_webhook_dispatch
 @pytest.fixture
 def api(jobs_app):
     return jobs_app.test_client()
-
-
-@pytest.fixture
-def receiver():
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def _key(app, name: str = "Acme") -> tuple[str, dict[str, str]]:

@@ -8,6 +8,7 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
 from core.persistence.models import SalesforceCase, SalesforceConnection, UsageDaily
+from tests.conftest import add_ledger_usage
 from workers.queues import DEFAULT_QUEUE
 
 
@@ -169,21 +170,8 @@ def test_request_limit_exceeded_backs_off(sf) -> None:
 
 
 def test_quota_exhaustion_pauses_the_sync(sf) -> None:
-    from datetime import UTC, datetime
-
     sf.fake.seed(5)
-    with sf.app.extensions["tonehub"].sessions() as s:  # earlier this month
-        s.add(
-            UsageDaily(
-                workspace_id=sf.workspace_id,
-                day=datetime.now(UTC).date(),
-                source="api",
-                api_key_id="k",
-                label="neutral",
-                count=9_998,
-            )
-        )
-        s.commit()
+    add_ledger_usage(sf.app, sf.workspace_id, 9_998)  # earlier this month
     sf.connect()
     report = sf.sync()
     assert report.scored == 2 and report.status == "paused_quota"
@@ -403,22 +391,9 @@ def test_field_names_and_text_fields_are_configurable(sf) -> None:
 def test_salesforce_usage_alone_records_the_quota_thresholds(sf) -> None:
     """Sync usage goes to the ledger directly; crossing 80% and 100% of the
     quota is recorded once each, with its webhook event."""
-    from datetime import UTC, datetime
-
     from core.persistence.models import OutboundEvent, UsageEvent
 
-    with sf.app.extensions["tonehub"].sessions() as s:
-        s.add(
-            UsageDaily(
-                workspace_id=sf.workspace_id,
-                day=datetime.now(UTC).date(),
-                source="salesforce",
-                api_key_id="",
-                label="neutral",
-                count=7_995,
-            )
-        )
-        s.commit()
+    add_ledger_usage(sf.app, sf.workspace_id, 7_995, source="salesforce")
     sf.fake.seed(10)
     sf.connect()
     assert sf.sync().scored == 10

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.persistence.models import SlackMessage, UsageDaily, Workspace
+from tests.conftest import add_ledger_usage
 from tests.connectors.slack.conftest import message_event
 
 NEGATIVE = "This is the third outage this week and nobody answers. I am furious."
@@ -184,20 +185,8 @@ def test_rate_limited_slack_is_retried_after_retry_after(slack) -> None:
 
 def test_quota_exhaustion_stops_scoring_and_tells_the_installer_once(slack) -> None:
     ws = slack.install()
-    from datetime import UTC, datetime
 
-    with _db(slack) as s:
-        s.add(
-            UsageDaily(
-                workspace_id=ws,
-                day=datetime.now(UTC).date(),
-                source="api",
-                api_key_id="k",
-                label="neutral",
-                count=10_000,
-            )
-        )
-        s.commit()
+    add_ledger_usage(slack.app, ws, 10_000)
     for text in (NEGATIVE, POSITIVE, NEGATIVE):
         slack.post(message_event(text))
     slack.work()
@@ -357,23 +346,10 @@ def test_reinstalling_keeps_the_teams_workspace(slack) -> None:
 def test_slack_usage_alone_records_the_quota_thresholds(slack) -> None:
     """Connector usage goes to the ledger directly, not through the flush;
     crossing 80% of the quota must still be recorded (once)."""
-    from datetime import UTC, datetime
-
     from core.persistence.models import OutboundEvent, UsageEvent
 
     ws = slack.install()
-    with _db(slack) as s:
-        s.add(
-            UsageDaily(
-                workspace_id=ws,
-                day=datetime.now(UTC).date(),
-                source="slack",
-                api_key_id="",
-                label="neutral",
-                count=7_999,
-            )
-        )
-        s.commit()
+    add_ledger_usage(slack.app, ws, 7_999, source="slack")
     slack.post(message_event(POSITIVE, ts="1764700001.000100"))
     slack.post(message_event(NEGATIVE, ts="1764700002.000100"))
     slack.work()
