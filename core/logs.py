@@ -43,7 +43,13 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     Args:
         fmt: ``json`` or ``text``.
         level: A logging level name.
+
+    Raises:
+        ValueError: An unknown format (a typo should stop the process, not
+            silently change what the log collector receives).
     """
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"TONEHUB_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler()
     if fmt == "text":
         handler.setFormatter(

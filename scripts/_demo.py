@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -84,33 +85,15 @@ class Service:
 
     def dev_key(self, timeout: float = 180) -> dict[str, str]:
         """The development key file ``make run`` writes: key and workspace id."""
-        import json
-
         key_file = self.work / "var" / "dev_api_key.json"
         deadline = time.monotonic() + timeout
-        while not key_file.exists():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit(f"no development key; see {self.log}")
-            time.sleep(0.5)
-        time.sleep(0.2)  # written whole right after it appears
-        data: dict[str, str] = json.loads(key_file.read_text())
-        return data
-
-    def set_plan(self, workspace_id: str, plan: str) -> None:
-        """The admin CLI's ``set-plan`` against this service's database."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TONEHUB_")}
-        env |= {
-            "TONEHUB_DATABASE_URL": f"sqlite:///{self.work / 'demo.db'}",
-            "TONEHUB_REDIS_URL": (self.work / "var" / "redis.url").read_text().strip(),
-        }
-        subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "set-plan"]
-            + [workspace_id, plan],
-            cwd=REPO,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:  # absent, or caught half-written: look again
+                data: dict[str, str] = json.loads(key_file.read_text())
+                return data
+            except (OSError, ValueError):
+                time.sleep(0.5)
+        raise SystemExit(f"no development key; see {self.log}")
 
     def issue_keys(self, count: int, plan: str) -> list[str]:
         """``count`` new workspaces on ``plan``, a key each (load tests)."""
