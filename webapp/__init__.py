@@ -86,7 +86,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     from webapp.webhooks import bp as webhooks_bp
     from webapp.webhooks.slack import bp as slack_bp
 
-    observability.init_app(app)  # first: its hooks wrap every other one
+    observability.init_app(app, settings)  # first: its hooks wrap every other one
     extensions.init_app(app, settings)
     errors.init_app(app)
     cli.init_app(app)

@@ -20,6 +20,7 @@ text, a key or a header value.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -28,6 +29,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from ipaddress import IPv4Network, IPv6Network
 
 from apiflask import APIBlueprint
 from flask import Flask, Response, g, request
@@ -44,6 +46,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.config import Settings
 from core.errors import NotFound
 from core.persistence.models import SalesforceConnection, SlackInstallation
 from webapp.extensions import Tonehub, tonehub
@@ -113,14 +116,34 @@ def metrics_allowed(ext: Tonehub) -> bool:
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
     if address.is_loopback:
         return True
-    for network in ext.settings.metrics_allow.split(","):
-        if network.strip() and address in ipaddress.ip_network(
-            network.strip(), strict=False
-        ):
-            return True
-    return False
+    return any(address in network for network in allowed_networks(ext.settings))
+
+
+@functools.cache
+def _parse_networks(spec: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False)
+        for part in spec.split(",")
+        if part.strip()
+    )
+
+
+def allowed_networks(settings: Settings) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``TONEHUB_METRICS_ALLOW`` parsed.
+
+    Raises:
+        ValueError: A part is not a network (checked when the app starts).
+    """
+    try:
+        return _parse_networks(settings.metrics_allow)
+    except ValueError as exc:
+        raise ValueError(
+            f"TONEHUB_METRICS_ALLOW must be comma-separated networks (CIDR): {exc}"
+        ) from exc
 
 
 class StateCollector(Collector):
@@ -224,7 +247,7 @@ bp = APIBlueprint("observability", __name__, enable_openapi=False)
 bp.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
     """Register the request hooks and ``/metrics``.
 
     Call first in the factory: ``_start`` then runs before every other
@@ -232,6 +255,7 @@ def init_app(app: Flask) -> None:
     hook (Flask runs those in reverse order), so the log line sees the units
     metering recorded.
     """
+    allowed_networks(settings)  # a bad TONEHUB_METRICS_ALLOW stops the start
     app.before_request_funcs.setdefault(None, []).insert(0, _start)
     app.after_request(_finish)
     app.register_blueprint(bp)

@@ -187,6 +187,8 @@ def test_metrics_are_not_public(tmp_path, redis, redis_url, scorer) -> None:
 
         assert get("127.0.0.1") == 200
         assert get("::1") == 200
+        assert get("::ffff:127.0.0.1") == 200  # a dual-stack socket's loopback
+        assert get("::ffff:203.0.113.9") == 404
         assert get("10.1.2.3") == 200  # the allowed pod network
         assert get("203.0.113.9") == 404  # anyone else: as if it did not exist
         assert get("192.168.1.5") == 404
@@ -217,3 +219,8 @@ def test_metrics_are_not_public(tmp_path, redis, redis_url, scorer) -> None:
 def test_metrics_route_is_not_in_the_openapi_document(client) -> None:
     spec = client.get("/v1/openapi.json").get_json()
     assert "/metrics" not in spec["paths"]
+
+
+def test_a_bad_metrics_allow_list_stops_the_start(tmp_path, redis_url, scorer) -> None:
+    with pytest.raises(ValueError, match="TONEHUB_METRICS_ALLOW"):
+        _make_app(tmp_path, redis_url, scorer, METRICS_ALLOW="10.0.0.0/8,garbage")
