@@ -6,7 +6,6 @@ environment (``TONEHUB_*`` variables); everything else receives ``Settings``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -173,15 +172,18 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``TONEHUB_*`` variables (values may be JSON)."""
+        """Build settings from ``TONEHUB_*`` variables.
+
+        Values are taken as written and converted to each field's type: a
+        Slack client id such as ``1234567890123.1234567890123`` stays a
+        string (JSON decoding would round it as a number).
+        """
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for key, raw in environ.items():
-            if key.startswith(ENV_PREFIX):
-                try:
-                    values[key[len(ENV_PREFIX) :]] = json.loads(raw)
-                except json.JSONDecodeError:
-                    values[key[len(ENV_PREFIX) :]] = raw
+        values = {
+            key[len(ENV_PREFIX) :]: raw
+            for key, raw in environ.items()
+            if key.startswith(ENV_PREFIX)
+        }
         return cls.from_mapping(values)
 
 

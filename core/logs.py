@@ -13,6 +13,16 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+QUIET_LIBRARIES = (
+    "slack_sdk",
+    "slack_bolt",
+    "urllib3",
+    "requests",
+    "stripe",
+    "simple_salesforce",
+)
+"""Client libraries whose DEBUG output carries secrets and texts."""
+
 LOG_FORMATS = ("json", "text")
 """``TONEHUB_LOG_FORMAT``: json (default) or text for a terminal."""
 
@@ -62,3 +72,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # One line per plugin at INFO otherwise.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # At DEBUG these log request bodies and answers: OAuth codes, client
+    # secrets, tokens, message texts. Never below INFO, whatever the level.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))

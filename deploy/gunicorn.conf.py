@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,11 @@ accesslog = None
 errorlog = "-"
 control_socket_disable = True
 
-_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _OWN_METRICS_DIR:
+# A reload (SIGHUP) reads this file again with the variable already set: the
+# marker remembers that the directory is this server's to remove.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tonehub-prom-")
+    os.environ["TONEHUB_OWN_METRICS_DIR"] = "1"
 
 
 def on_starting(server: Any) -> None:
@@ -98,5 +101,20 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     """Remove the metrics directory this config made for itself."""
-    if _OWN_METRICS_DIR:
+    if os.environ.get("TONEHUB_OWN_METRICS_DIR") == "1":
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """With ``--preload``, leave without interpreter teardown.
+
+    onnxruntime was imported by the master before the fork; its C++ exit
+    handlers then abort (SIGABRT) or hang in the child. The worker has
+    finished its requests by now; nothing is lost by skipping teardown.
+    """
+    if not server.cfg.preload_app or os.getpid() != worker.pid:
+        return  # (the master calls this too, for a worker that vanished)
+    pending = sys.exc_info()[1]  # the SystemExit under way carries the code
+    code = pending.code if isinstance(pending, SystemExit) else 0
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)

@@ -145,6 +145,8 @@ def test_gunicorn_config_serves_concurrently(
         if "Booting worker with pid" in line
     }
     assert len(pids) == 2, output
+    # Workers leave cleanly at SIGTERM: no onnxruntime abort after a preload.
+    assert "SIGABRT" not in output and "terminate called" not in output, output
     # Each worker loads its own model: after the fork, or again after it
     # when the master preloaded one (post_fork -> Tonehub.after_fork).
     loads = output.count('"message": "Loading model ')

@@ -56,7 +56,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
             "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         },
     )
-    app.config.from_prefixed_env("TONEHUB")
+    # Values as written (not JSON-decoded): Settings converts each to its
+    # field's type, and a secret that looks like a number stays intact.
+    app.config.from_prefixed_env("TONEHUB", loads=str)
     if config:
         app.config.from_mapping(config)
     if not app.config.get("REDIS_URL"):

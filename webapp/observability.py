@@ -57,11 +57,25 @@ logger = logging.getLogger(__name__)
 request_log = logging.getLogger("tonehub.request")
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{8,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{8,128}")
 """A caller's request id is kept when it looks like one; else a new one."""
 
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 """Probes and scrapes: their request lines are logged at DEBUG only."""
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods kept as a metric label; any other is counted as ``other`` (a
+caller must not be able to mint label values)."""
+
+PROXY_HEADERS = (
+    "X-Forwarded-For",
+    "Forwarded",
+    "X-Real-IP",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "Via",
+)
+"""Any of these means a proxy relayed the request: /metrics wants the token."""
 
 
 def _route() -> str:
@@ -72,7 +86,7 @@ def _route() -> str:
 def _start() -> None:
     g.request_started = time.perf_counter()
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 def _finish(response: Response) -> Response:
@@ -80,8 +94,9 @@ def _finish(response: Response) -> Response:
     latency = time.perf_counter() - started if started is not None else 0.0
     route = _route()
     response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    LATENCY.labels(route, request.method).observe(latency)
+    method = request.method if request.method in METHODS else "other"
+    REQUESTS.labels(route, method, str(response.status_code)).inc()
+    LATENCY.labels(route, method).observe(latency)
     workspace = g.get("workspace_id")
     if workspace is None and g.get("workspace") is not None:
         workspace = g.workspace.id  # the dashboard's signed-in workspace
@@ -92,7 +107,7 @@ def _finish(response: Response) -> Response:
             "fields": {
                 "request_id": g.get("request_id"),
                 "workspace_id": workspace,
-                "method": request.method,
+                "method": method,
                 "route": route,
                 "status": response.status_code,
                 "latency_ms": round(latency * 1000, 2),
@@ -110,7 +125,7 @@ def metrics_allowed(ext: Tonehub) -> bool:
     given = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return True
-    if request.headers.get("X-Forwarded-For") or request.headers.get("Forwarded"):
+    if any(name in request.headers for name in PROXY_HEADERS):
         return False
     try:
         address = ipaddress.ip_address(request.remote_addr or "")

@@ -55,6 +55,7 @@ def enqueue_score_texts(
         sentences=sentences,
         job_id=job_id,
         retry=SCORING_RETRY,
+        description=f"score {len(texts)} texts",  # RQ logs it: never the texts
     )
 
 

@@ -195,6 +195,8 @@ def test_metrics_are_not_public(tmp_path, redis, redis_url, scorer) -> None:
         # Through a proxy (an ingress) even a loopback peer is refused...
         assert get("127.0.0.1", **{"X-Forwarded-For": "203.0.113.9"}) == 404
         assert get("10.1.2.3", Forwarded="for=203.0.113.9") == 404
+        for header in ("X-Real-IP", "X-Forwarded-Host", "X-Forwarded-Proto", "Via"):
+            assert get("127.0.0.1", **{header: "x"}) == 404, header
         # ...unless the caller holds the token.
         token = {"Authorization": "Bearer scrape-token-1234"}
         assert get("203.0.113.9", **token) == 200
@@ -224,3 +226,37 @@ def test_metrics_route_is_not_in_the_openapi_document(client) -> None:
 def test_a_bad_metrics_allow_list_stops_the_start(tmp_path, redis_url, scorer) -> None:
     with pytest.raises(ValueError, match="TONEHUB_METRICS_ALLOW"):
         _make_app(tmp_path, redis_url, scorer, METRICS_ALLOW="10.0.0.0/8,garbage")
+
+
+def test_callers_cannot_mint_metric_labels_or_bad_request_ids(client) -> None:
+    for method in ("QWERTYA", "QWERTYB"):
+        r = client.open("/v1/sentiment", method=method)
+        assert r.status_code == 405
+    # A trailing newline would pass a "$"-anchored pattern (clients refuse to
+    # send one, gunicorn too; the check must not rely on that).
+    from webapp.observability import _REQUEST_ID
+
+    assert _REQUEST_ID.fullmatch("abcdefgh\n") is None
+    assert _REQUEST_ID.fullmatch("abcdefgh") is not None
+    body = client.get("/metrics").get_data(as_text=True)
+    assert "QWERTY" not in body
+    assert 'method="other"' in body
+
+
+def test_library_debug_logs_stay_off(monkeypatch) -> None:
+    import logging
+
+    from core.logs import QUIET_LIBRARIES, configure_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("json", "DEBUG")
+        for name in QUIET_LIBRARIES:
+            assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
+        with pytest.raises(ValueError):
+            configure_logging("xml", "INFO")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name in QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.NOTSET)
