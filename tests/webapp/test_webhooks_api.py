@@ -39,6 +39,16 @@ def _work(redis) -> None:
     )
 
 
+def _hooked(app, api, receiver) -> tuple[str, dict[str, str], dict]:
+    """A workspace with an endpoint at the receiver, which knows its secret."""
+    ws, auth = _key(app)
+    hook = api.post(
+        "/v1/webhooks", json={"url": receiver.url + "/in"}, headers=auth
+    ).get_json()
+    receiver.secrets = [hook["secret"]]
+    return ws, auth, hook
+
+
 def _emit(app, ws: str, kind: str = "usage.threshold_reached") -> str:
     with app.extensions["tonehub"].sessions() as s:
         event = emit(s, ws, kind, {"threshold_percent": 80})
@@ -136,11 +146,7 @@ def test_delivery_log_redeliver_and_replay(
     receiver,
     redis,
 ) -> None:
-    ws, auth = _key(jobs_app)
-    hook = api.post(
-        "/v1/webhooks", json={"url": receiver.url + "/in"}, headers=auth
-    ).get_json()
-    receiver.secrets = [hook["secret"]]
+    ws, auth, hook = _hooked(jobs_app, api, receiver)
     receiver.plan.append(Answer(500, body=b"try later"))
     event_id = _emit(jobs_app, ws)
     # An event from another workspace is never sent here.
@@ -208,11 +214,7 @@ def test_a_disabled_endpoint_gets_what_waited_when_enabled(
     receiver,
     redis,
 ) -> None:
-    ws, auth = _key(jobs_app)
-    hook = api.post(
-        "/v1/webhooks", json={"url": receiver.url + "/in"}, headers=auth
-    ).get_json()
-    receiver.secrets = [hook["secret"]]
+    ws, auth, hook = _hooked(jobs_app, api, receiver)
     receiver.plan.append(Answer(410))
     first = _emit(jobs_app, ws)
     _work(redis)
