@@ -82,6 +82,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
 
     from webapp import cli, errors, extensions, observability
     from webapp.api import bp as api_bp
+    from webapp.body import refuse_control_characters_in_path
     from webapp.dashboard import bp as dashboard_bp
     from webapp.health import bp as health_bp
     from webapp.pages import bp as pages_bp
@@ -89,6 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> APIFlask:
     from webapp.webhooks.slack import bp as slack_bp
 
     observability.init_app(app, settings)  # first: its hooks wrap every other one
+    app.before_request(refuse_control_characters_in_path)
     extensions.init_app(app, settings)
     errors.init_app(app)
     cli.init_app(app)

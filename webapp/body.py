@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, NotFound
 from webapp.extensions import tonehub
 
 
@@ -30,3 +30,11 @@ def read_body() -> bytes:
     if len(data) >= tonehub().settings.max_body_bytes:
         raise RequestEntityTooLarge()
     return data
+
+
+def refuse_control_characters_in_path() -> None:
+    """``before_request`` for every surface: no route or id holds a control
+    character, so such a path is a 404 before any lookup (PostgreSQL refuses
+    NUL in a query parameter, which would otherwise be a 500)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in request.path):
+        raise NotFound("The requested URL was not found on the server.")

@@ -110,6 +110,14 @@ def test_odd_ids_and_offsets_are_4xx(hostile_app, auth, redis) -> None:
     ):
         assert client.get(path, headers=auth).status_code == 404, path
     assert client.delete("/v1/jobs/%00", headers=auth).status_code == 404
+    # The same on the dashboard (every surface refuses them before a lookup).
+    from tests.webapp.test_dashboard import Browser
+
+    person = Browser(hostile_app)
+    person.signup("nul@example.com")
+    for path in ("/dashboard/webhooks/%00", "/dashboard/keys/%00/revoke"):
+        page = person.client.get(path)
+        assert page.status_code == 404 and "text/html" in page.content_type, path
     for query in ("offset=9223372036854775807", "offset=2147483647"):
         r = client.get(f"/v1/jobs/{job['id']}/results?{query}", headers=auth)
         assert _code(r) == (400, "invalid_request"), query

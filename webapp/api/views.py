@@ -12,7 +12,6 @@ from core.errors import (
     BatchTooLarge,
     InvalidJson,
     InvalidRequest,
-    NotFound,
     UnsupportedMediaType,
 )
 from webapp.auth import require_api_key
@@ -24,16 +23,8 @@ from webapp.schemas import BatchIn, BatchOut, ModelsOut, SentimentIn, SentimentO
 bp = APIBlueprint("api", __name__, url_prefix="/v1", tag="Sentiment")
 
 
-def _refuse_control_characters_in_path() -> None:
-    """No id holds a control character: 404 before any lookup (PostgreSQL
-    refuses NUL in a query parameter)."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in request.path):
-        raise NotFound("The requested URL was not found on the server.")
-
-
 # Who is calling, then admission of calls that score nothing (scoring calls
 # are admitted with their validated cost, see webapp.metering), then the body.
-bp.before_request(_refuse_control_characters_in_path)
 bp.before_request(require_api_key)
 bp.before_request(admit_request)
 bp.after_request(finish_request)

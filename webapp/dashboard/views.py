@@ -157,7 +157,8 @@ DASHBOARD_MESSAGES = {
 """Billing errors reworded for people in the dashboard (the API's name routes)."""
 
 
-def _say(exc: TonehubError) -> str:
+def people_message(exc: TonehubError) -> str:
+    """An error as the dashboard says it to people (the API's wording else)."""
     if exc.code == "quota_exceeded":
         return (
             "This month's quota is used up. Upgrade on the Billing page to keep "
@@ -457,7 +458,7 @@ def checkout() -> Any:
             get_db(), g.workspace.id, request.form.get("plan", "")
         )
     except TonehubError as exc:
-        flash(_say(exc))
+        flash(people_message(exc))
         return redirect(url_for("dashboard.billing"))
     return redirect(result["url"], code=303)
 
@@ -469,7 +470,7 @@ def portal() -> Any:
     try:
         result = tonehub().billing.portal(get_db(), g.workspace.id)
     except TonehubError as exc:
-        flash(_say(exc))
+        flash(people_message(exc))
         return redirect(url_for("dashboard.billing"))
     return redirect(result["url"], code=303)
 
@@ -502,7 +503,7 @@ def playground() -> Any:
                 day=admission.now.date(),
             )
         except TonehubError as exc:
-            error, status = _say(exc), exc.http_status
+            error, status = people_message(exc), exc.http_status
     return render_template(
         "dashboard/playground.html", result=result, error=error, text=text
     ), status

@@ -17,7 +17,7 @@ from core.persistence.models import WebhookEndpoint
 from core.secrets import SecretBox
 from core.webhooks import delivery, endpoints
 from core.webhooks.events import EVENT_TYPES
-from webapp.dashboard.views import _say, bp, owner_required
+from webapp.dashboard.views import bp, owner_required, people_message
 from webapp.extensions import get_db, tonehub
 from workers.queues import enqueue_webhook_attempt, enqueue_webhook_dispatch
 
@@ -98,7 +98,7 @@ def create_webhook() -> Any:
             allow_hosts=tonehub().settings.webhook_allow_list,
         )
     except TonehubError as exc:
-        flash(_say(exc))
+        flash(people_message(exc))
         return redirect(url_for("dashboard.webhooks"), code=303)
     session["new_webhook_secret"] = secret
     return redirect(url_for("dashboard.webhook", endpoint_id=endpoint.id), code=303)
@@ -136,7 +136,7 @@ def update_webhook(endpoint_id: str) -> Any:
         )
     except TonehubError as exc:
         db.rollback()
-        flash(_say(exc))
+        flash(people_message(exc))
     else:
         if endpoint.enabled and not was_enabled:
             endpoints.wake_pending(db, endpoint.id, now=datetime.now(UTC))
