@@ -21,7 +21,7 @@ DEFAULT_DATABASE_URL = f"sqlite:///{REPO_ROOT / 'var' / 'tonehub.db'}"
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
 """Every sub-directory with a ``model.json`` is a servable model version."""
 
-DEFAULT_MODEL = "tonehub-sentiment-1.0.0"
+DEFAULT_MODEL = "tonehub-sentiment-1.3.0"
 """The model that scores requests which name none."""
 
 DEFAULT_MODEL_DIR = DEFAULT_MODELS_DIR / DEFAULT_MODEL

@@ -74,7 +74,8 @@ class ModelRegistry:
         Raises:
             UnknownModel: No such model version here.
         """
-        model_id = model_id or self.default
+        if model_id is None:
+            model_id = self.default
         scorer = self._loaded.get(model_id)
         if scorer is not None:
             return scorer

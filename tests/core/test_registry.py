@@ -41,5 +41,7 @@ def test_unknown_model_and_missing_default(tmp_path: Path) -> None:
     with pytest.raises(UnknownModel) as err:
         registry.get("tonehub-sentiment-9.9.9")
     assert err.value.code == "unknown_model" and err.value.field == "model"
+    with pytest.raises(UnknownModel):
+        registry.get("")  # an empty id is a mistake, not a request for the default
     with pytest.raises(ValueError):
         ModelRegistry(tmp_path, "tonehub-sentiment-9.9.9")

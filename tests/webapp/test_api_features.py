@@ -85,9 +85,12 @@ def test_model_parameter(client, auth) -> None:
         client, auth, {"text": "ok", "model": "tonehub-sentiment-1.0.0"}
     ).get_json()
     assert body["model"] == "tonehub-sentiment-1.0.0"
+    default = _post(client, auth, {"text": "ok", "model": None}).get_json()
+    assert default["model"] == "tonehub-sentiment-1.3.0"
     for path, payload in [
         ("/v1/sentiment", {"text": "ok", "model": "gpt-9"}),
         ("/v1/sentiment/batch", {"texts": ["ok"], "model": "gpt-9"}),
+        ("/v1/sentiment", {"text": "ok", "model": ""}),
     ]:
         response = _post(client, auth, payload, path)
         assert response.status_code == 400

